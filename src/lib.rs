@@ -1,0 +1,1 @@
+//! entra-mfa-exporter: Microsoft Entra ID authentication-methods reports as Prometheus metrics.

@@ -1,0 +1,2 @@
+//! entra-mfa-exporter binary.
+fn main() {}
