@@ -1,1 +1,20 @@
 //! entra-mfa-exporter: Microsoft Entra ID authentication-methods reports as Prometheus metrics.
+//!
+//! Data flows one way (design.md): [`config`] ▸ [`graph`] client (auth, retry, paging)
+//! ▸ [`reports`] rows parsed page by page ▸ [`aggregate`] counts ▸ [`snapshot`] store
+//! ▸ [`server`] `/metrics`. [`poller`] drives refreshes; [`simulate`] is the fake Graph.
+
+pub mod aggregate;
+pub mod app;
+pub mod config;
+pub mod exposition;
+pub mod graph;
+pub mod logging;
+pub mod metrics;
+pub mod poller;
+pub mod reports;
+pub mod secret;
+pub mod server;
+pub mod simulate;
+pub mod snapshot;
+pub mod util;

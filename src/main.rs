@@ -1,2 +1,363 @@
-//! entra-mfa-exporter binary.
-fn main() {}
+//! `entra-mfa-exporter`: wiring only. Config ▸ logging ▸ clients ▸ store ▸ pollers ▸
+//! server ▸ shutdown; `--once`, `--check-config`, `--demo` and `simulate` branch here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use entra_mfa_exporter::app::{Exporter, write_atomically};
+use entra_mfa_exporter::config::{Config, Sources};
+use entra_mfa_exporter::graph::RetryPolicy;
+use entra_mfa_exporter::logging::{self, LogFormat};
+use entra_mfa_exporter::server::{ServerState, serve};
+use entra_mfa_exporter::simulate::{self, Faults, SimConfig, SimServer, SimTenant};
+use entra_mfa_exporter::{poller, reports::ReportKind};
+
+/// Users in the `--demo` tenant: several pages at the default page size.
+const DEMO_USERS: u64 = 2_500;
+/// Refresh interval in `--demo`, so the drifting data shows up quickly.
+const DEMO_REFRESH: &str = "20s";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "entra-mfa-exporter",
+    version,
+    about = "Prometheus exporter for Microsoft Entra ID MFA / SSPR / passwordless registration reports"
+)]
+struct Cli {
+    /// TOML config file.
+    #[arg(
+        long = "config.file",
+        env = "ENTRA_EXPORTER_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    config_file: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(
+        long = "web.listen-address",
+        env = "ENTRA_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:10077",
+        value_name = "ADDR"
+    )]
+    listen_address: String,
+    /// Path of the metrics endpoint.
+    #[arg(
+        long = "web.telemetry-path",
+        env = "ENTRA_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
+    telemetry_path: String,
+    /// TLS and basic-auth config (exporter-toolkit format).
+    #[arg(
+        long = "web.config.file",
+        env = "ENTRA_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// Run against a built-in simulated tenant (no credentials needed).
+    #[arg(long, env = "ENTRA_EXPORTER_DEMO")]
+    demo: bool,
+    /// Collect every report once, print the classic exposition, exit non-zero on failure.
+    #[arg(long, env = "ENTRA_EXPORTER_ONCE")]
+    once: bool,
+    /// With --once: write the exposition to FILE atomically instead of stdout.
+    #[arg(
+        long,
+        env = "ENTRA_EXPORTER_OUTPUT",
+        requires = "once",
+        value_name = "FILE"
+    )]
+    output: Option<PathBuf>,
+    /// Validate the config, print it with secrets redacted, exit.
+    #[arg(long = "check-config", env = "ENTRA_EXPORTER_CHECK_CONFIG")]
+    check_config: bool,
+    /// error, warn, info, debug or trace.
+    #[arg(long = "log.level", env = "ENTRA_EXPORTER_LOG_LEVEL", default_value = "info",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        env = "ENTRA_EXPORTER_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt"
+    )]
+    log_format: LogFormat,
+    /// Persist the last good snapshots here.
+    #[arg(
+        long = "storage.snapshot-file",
+        env = "ENTRA_EXPORTER_STORAGE_SNAPSHOT_FILE",
+        value_name = "PATH"
+    )]
+    snapshot_file: Option<PathBuf>,
+    /// This replica's shard.
+    #[arg(
+        long = "shard.index",
+        env = "ENTRA_EXPORTER_SHARD_INDEX",
+        default_value_t = 0
+    )]
+    shard_index: u32,
+    /// Number of shards.
+    #[arg(
+        long = "shard.count",
+        env = "ENTRA_EXPORTER_SHARD_COUNT",
+        default_value_t = 1
+    )]
+    shard_count: u32,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the simulated Graph and token endpoints standalone.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:10078")]
+    listen: SocketAddr,
+    /// Users in the simulated tenant.
+    #[arg(long, default_value_t = 1000)]
+    users: u64,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Tenant ID to accept.
+    #[arg(long, default_value = simulate::DEMO_TENANT_ID)]
+    tenant_id: String,
+    /// Client ID to accept.
+    #[arg(long, default_value = simulate::DEMO_CLIENT_ID)]
+    client_id: String,
+    /// Client secret to accept.
+    #[arg(long, env = "SIMULATE_CLIENT_SECRET", default_value = simulate::DEMO_CLIENT_SECRET, hide_default_value = true)]
+    client_secret: String,
+    /// Lifetime of issued tokens.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    token_lifetime: Duration,
+    /// Make the data drift with this period (as in --demo).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    drift: Option<Duration>,
+    /// Answer every Nth report request with 429.
+    #[arg(long)]
+    throttle_every: Option<u32>,
+    /// Retry-After seconds on those 429s (omitted when unset).
+    #[arg(long)]
+    retry_after: Option<f64>,
+    /// Answer every Nth report request with 503.
+    #[arg(long)]
+    server_error_every: Option<u32>,
+    /// Simulate a tenant without an Entra ID P1/P2 licence.
+    #[arg(long)]
+    unlicensed: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Simulate(args)) = cli.command {
+        return simulate_standalone(args).await;
+    }
+    for (set, flag) in [
+        (cli.web_config_file.is_some(), "--web.config.file"),
+        (cli.snapshot_file.is_some(), "--storage.snapshot-file"),
+        (
+            cli.shard_count != 1 || cli.shard_index != 0,
+            "--shard.index/--shard.count",
+        ),
+    ] {
+        if set {
+            bail!("{flag} is not supported by this version yet");
+        }
+    }
+
+    // In demo mode the simulator must be up before the config can point at it.
+    let demo = if cli.demo {
+        Some(start_demo().await?)
+    } else {
+        None
+    };
+    let config = match &demo {
+        Some(sim) => demo_config(sim)?,
+        None => Config::load(&Sources {
+            file: cli.config_file.clone(),
+            use_env: true,
+        })?,
+    };
+    if cli.check_config {
+        print!("{}", config.to_redacted_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let exporter = Exporter::new(&config, RetryPolicy::default());
+    if cli.once {
+        return once(&exporter, cli.output.as_deref()).await;
+    }
+
+    let listener = tokio::net::TcpListener::bind(&cli.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut pollers = poller::spawn_all(
+        &exporter.tenants,
+        exporter.store.clone(),
+        exporter.metrics.clone(),
+        stop_rx,
+    );
+    let state = std::sync::Arc::new(ServerState {
+        registry: exporter.registry(),
+        store: exporter.store.clone(),
+        telemetry_path: cli.telemetry_path.clone(),
+        banner: demo.as_ref().map(|_| {
+            "Demo mode: the tenant \"demo\" is simulated in-process; its data drifts over time."
+                .to_owned()
+        }),
+    });
+    tracing::info!(
+        address = %listener.local_addr()?, tenants = config.tenants.len(),
+        reports = config.tenants.iter().map(|t| t.reports.len()).sum::<usize>(),
+        demo = cli.demo, "listening"
+    );
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(5), async {
+        while pollers.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        pollers.abort_all();
+    }
+    if let Some(sim) = demo {
+        sim.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let failures = exporter.collect_once().await;
+    let text = exporter.classic_text();
+    for (tenant, report, error) in &failures {
+        eprintln!("error: tenant {tenant:?} report {report}: {error}");
+    }
+    match output {
+        Some(path) if failures.is_empty() => {
+            write_atomically(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Some(path) => eprintln!(
+            "not writing {}: {} report(s) failed",
+            path.display(),
+            failures.len()
+        ),
+        None => print!("{text}"),
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn start_demo() -> anyhow::Result<SimServer> {
+    let seed = 42;
+    let sim = SimServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        simulate::demo_config(DEMO_USERS, seed),
+    )
+    .await
+    .context("cannot start the demo simulator on 127.0.0.1")?;
+    tracing::info!(graph_url = %sim.base_url(), users = DEMO_USERS, "demo: simulated tenant started");
+    Ok(sim)
+}
+
+fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
+    let url = sim.base_url();
+    let reports: Vec<String> = ReportKind::ALL
+        .iter()
+        .filter(|r| r.is_implemented() && **r != ReportKind::CredentialUserRegistrationDetails)
+        .map(|r| format!("{:?}", r.name()))
+        .collect();
+    let text = format!(
+        "refresh_interval = {DEMO_REFRESH:?}\n[[tenants]]\nname = \"demo\"\ntenant_id = {:?}\nclient_id = {:?}\n\
+         client_secret = {:?}\ngraph_url = {url:?}\nlogin_url = {url:?}\nreports = [{}]\n",
+        simulate::DEMO_TENANT_ID,
+        simulate::DEMO_CLIENT_ID,
+        simulate::DEMO_CLIENT_SECRET,
+        reports.join(", "),
+    );
+    Ok(Config::from_toml(&text)?)
+}
+
+async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let mut tenant = SimTenant::new(
+        args.tenant_id,
+        args.client_id,
+        args.client_secret,
+        args.users,
+        args.seed,
+    );
+    tenant.licensed = !args.unlicensed;
+    tenant.drift = args.drift;
+    let config = SimConfig {
+        tenants: vec![tenant],
+        faults: Faults {
+            throttle_every: args.throttle_every,
+            retry_after: args.retry_after,
+            server_error_every: args.server_error_every,
+        },
+        token_lifetime: args.token_lifetime,
+    };
+    simulate::serve(args.listen, config, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,141 @@
+//! Wiring shared by `main` and the integration tests: tenants with their clients, the
+//! store, the registry, and the one-shot collection behind `--once`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::exposition::{self, Format};
+use crate::graph::{GraphClient, RetryPolicy, http_client};
+use crate::metrics::ExporterMetrics;
+use crate::poller::{Tenant, refresh};
+use crate::reports::ReportKind;
+use crate::snapshot::{Store, StoreCollector};
+
+/// Per-request timeout: a 999-row report page can take tens of seconds on Graph.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Everything a running exporter holds.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    /// Tenants with their Graph clients.
+    pub tenants: Vec<Arc<Tenant>>,
+    /// Snapshots.
+    pub store: Arc<Store>,
+    /// Self-metrics.
+    pub metrics: ExporterMetrics,
+}
+
+impl Exporter {
+    /// Builds clients and an empty store for `config`.
+    pub fn new(config: &Config, policy: RetryPolicy) -> Self {
+        let http = http_client(REQUEST_TIMEOUT);
+        let metrics = ExporterMetrics::new();
+        let tenants: Vec<Arc<Tenant>> = config
+            .tenants
+            .iter()
+            .map(|t| {
+                Arc::new(Tenant {
+                    client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone()),
+                    config: t.clone(),
+                })
+            })
+            .collect();
+        let store = Arc::new(Store::new(tenants.iter().flat_map(|t| {
+            t.config
+                .reports
+                .iter()
+                .map(|r| (t.config.name.clone(), r.kind))
+        })));
+        Self {
+            tenants,
+            store,
+            metrics,
+        }
+    }
+
+    /// A registry exposing the store and the self-metrics.
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::default();
+        self.metrics.register(&mut registry);
+        registry.register_collector(Box::new(StoreCollector(self.store.clone())));
+        registry
+    }
+
+    /// Refreshes every (tenant, report) once, concurrently; returns the failures.
+    pub async fn collect_once(&self) -> Vec<(String, ReportKind, String)> {
+        let mut set = JoinSet::new();
+        for tenant in &self.tenants {
+            for report in &tenant.config.reports {
+                let (tenant, store, metrics, kind) = (
+                    tenant.clone(),
+                    self.store.clone(),
+                    self.metrics.clone(),
+                    report.kind,
+                );
+                set.spawn(async move {
+                    refresh(&tenant, kind, &store, &metrics)
+                        .await
+                        .err()
+                        .map(|e| (tenant.config.name.clone(), kind, e.to_string()))
+                });
+            }
+        }
+        let mut failures: Vec<_> = set.join_all().await.into_iter().flatten().collect();
+        failures.sort();
+        failures
+    }
+
+    /// The exposition in the classic text format, for `--once`.
+    pub fn classic_text(&self) -> String {
+        exposition::encode(&self.registry(), Format::Classic)
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory,
+/// synced, then renamed over the target (node_exporter's textfile collector must
+/// never read half a file).
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("output path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entra.prom");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(write_atomically(&dir.path().join("missing/x.prom"), b"x").is_err());
+    }
+}

@@ -1,0 +1,705 @@
+//! Configuration: figment layering (defaults ◂ TOML file ◂ `ENTRA_EXPORTER_*` env),
+//! the single-tenant `AZURE_*` path, validation that names the tenant and key, and a
+//! redacted view for `--check-config`.
+//!
+//! Settings a tenant can tune may also be set at the top level, where they are the
+//! default for every tenant (design.md, "Config file").
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::reports::ReportKind;
+use crate::secret::Secret;
+
+/// The environment prefix of config keys and flags.
+pub const ENV_PREFIX: &str = "ENTRA_EXPORTER_";
+
+/// Flag environment variables (minus the prefix, lowercased) that share the prefix
+/// but are not config keys; clap reads them, figment must not reject them.
+const FLAG_ENV_KEYS: &[&str] = &[
+    "config_file",
+    "web_listen_address",
+    "web_telemetry_path",
+    "web_config_file",
+    "demo",
+    "once",
+    "output",
+    "check_config",
+    "log_level",
+    "log_format",
+    "storage_snapshot_file",
+    "shard_index",
+    "shard_count",
+];
+
+/// Default refresh interval.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default `$top`.
+pub const DEFAULT_PAGE_SIZE: u32 = 999;
+/// Largest `$top` the registration reports accept (graph-api.md §2.5, §12).
+pub const MAX_PAGE_SIZE: u32 = 999;
+/// Graph's reports budget: 5 requests per 10 s per app per tenant (graph-api.md §7.7).
+pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
+
+/// A national cloud (graph-api.md §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Cloud {
+    /// Global service (includes GCC moderate).
+    #[default]
+    Global,
+    /// US Gov L4 (GCC High).
+    Usgov,
+    /// US Gov L5 (DoD).
+    UsgovDod,
+    /// China, operated by 21Vianet.
+    China,
+}
+
+impl Cloud {
+    /// The Graph root.
+    pub fn graph_url(self) -> &'static str {
+        match self {
+            Self::Global => "https://graph.microsoft.com",
+            Self::Usgov => "https://graph.microsoft.us",
+            Self::UsgovDod => "https://dod-graph.microsoft.us",
+            Self::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    /// The token authority host.
+    pub fn login_url(self) -> &'static str {
+        match self {
+            Self::Global => "https://login.microsoftonline.com",
+            Self::Usgov | Self::UsgovDod => "https://login.microsoftonline.us",
+            Self::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The client-credentials scope: the Graph root of the same cloud plus `/.default`.
+    pub fn scope(self) -> String {
+        format!("{}/.default", self.graph_url())
+    }
+}
+
+/// How a tenant's app authenticates.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A client secret given inline (discouraged: it sits in the config file).
+    ClientSecret(Secret),
+    /// A file holding the client secret, re-read at every token request so a rotated
+    /// secret is picked up without a restart.
+    ClientSecretFile(PathBuf),
+}
+
+/// One report of one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportConfig {
+    /// Which report.
+    #[serde(serialize_with = "ser_report")]
+    pub kind: ReportKind,
+    /// How often it is refreshed.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_interval: Duration,
+}
+
+/// A tenant, with every default applied and validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantConfig {
+    /// The `tenant` label value.
+    pub name: String,
+    /// Tenant GUID or verified domain.
+    pub tenant_id: String,
+    /// The app registration's client ID.
+    pub client_id: String,
+    /// The app's credential.
+    pub credential: Credential,
+    /// National cloud.
+    pub cloud: Cloud,
+    /// Graph root, without trailing slash.
+    pub graph_url: String,
+    /// Token authority, without trailing slash.
+    pub login_url: String,
+    /// The `.default` scope requested.
+    pub scope: String,
+    /// Reports collected, each with its interval.
+    pub reports: Vec<ReportConfig>,
+    /// Client-side request budget per sliding 10 s.
+    pub max_requests_per_10s: u32,
+    /// `$top`.
+    pub page_size: u32,
+    /// `getCredentialUsageSummary` period.
+    pub usage_period: String,
+    /// `usersRegisteredBy*` user types.
+    pub summary_user_types: Vec<String>,
+    /// `usersRegisteredBy*` user roles.
+    pub summary_user_roles: Vec<String>,
+    /// Whether admins without MFA are listed by name.
+    pub admins_without_mfa: bool,
+    /// Cap on listed admins.
+    pub max_listed_admins: u32,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Every tenant, in file order.
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// Settings a tenant may set, or inherit from the top level.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    refresh_interval: Option<String>,
+    report_refresh_intervals: Option<BTreeMap<String, String>>,
+    reports: Option<Vec<String>>,
+    cloud: Option<Cloud>,
+    graph_url: Option<String>,
+    login_url: Option<String>,
+    max_requests_per_10s: Option<u32>,
+    page_size: Option<u32>,
+    usage_period: Option<String>,
+    summary_user_types: Option<Vec<String>>,
+    summary_user_roles: Option<Vec<String>>,
+    admins_without_mfa: Option<bool>,
+    max_listed_admins: Option<u32>,
+    #[serde(default)]
+    tenants: Vec<RawTenant>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    name: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_file: Option<PathBuf>,
+    certificate_file: Option<PathBuf>,
+    auth: Option<String>,
+    federated_token_file: Option<PathBuf>,
+    managed_identity_endpoint: Option<String>,
+    refresh_interval: Option<String>,
+    report_refresh_intervals: Option<BTreeMap<String, String>>,
+    reports: Option<Vec<String>>,
+    cloud: Option<Cloud>,
+    graph_url: Option<String>,
+    login_url: Option<String>,
+    max_requests_per_10s: Option<u32>,
+    page_size: Option<u32>,
+    usage_period: Option<String>,
+    summary_user_types: Option<Vec<String>>,
+    summary_user_roles: Option<Vec<String>>,
+    admins_without_mfa: Option<bool>,
+    max_listed_admins: Option<u32>,
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or had the wrong shape (unknown key,
+    /// wrong type); figment names the key and the source.
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    /// Values that parsed but are not acceptable; one line per problem.
+    #[error("invalid configuration:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Where configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config.file`.
+    pub file: Option<PathBuf>,
+    /// Read `ENTRA_EXPORTER_*` and `AZURE_*` from the process environment.
+    pub use_env: bool,
+}
+
+impl Config {
+    /// Loads, layers and validates.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = &sources.file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        if sources.use_env {
+            figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(FLAG_ENV_KEYS).split("__"));
+        }
+        let mut raw: RawFile = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        if raw.tenants.is_empty() && sources.use_env {
+            if let Some(tenant) = azure_env_tenant(&|k| std::env::var(k).ok()) {
+                raw.tenants.push(tenant);
+            }
+        }
+        if raw.tenants.is_empty() {
+            return Err(ConfigError::Invalid(vec![
+                "no tenants configured: add [[tenants]] to the config file, or set \
+                 AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run with --demo"
+                    .into(),
+            ]));
+        }
+        resolve(raw)
+    }
+
+    /// Parses TOML text alone (tests and tools).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        resolve(raw)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// The `default` tenant from the standard Azure variables (design.md, "Command line").
+fn azure_env_tenant(var: &dyn Fn(&str) -> Option<String>) -> Option<RawTenant> {
+    let tenant_id = var("AZURE_TENANT_ID").filter(|v| !v.is_empty())?;
+    let mut tenant = RawTenant {
+        name: Some("default".into()),
+        tenant_id: Some(tenant_id),
+        client_id: var("AZURE_CLIENT_ID"),
+        client_secret: var("AZURE_CLIENT_SECRET").map(Secret::new),
+        certificate_file: var("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+        ..RawTenant::default()
+    };
+    if tenant.client_secret.is_none() && tenant.certificate_file.is_none() {
+        if let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE") {
+            tenant.auth = Some("workload_identity".into());
+            tenant.federated_token_file = Some(file.into());
+            tenant.login_url = var("AZURE_AUTHORITY_HOST");
+        }
+    }
+    Some(tenant)
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    // figment prefixes keys with the profile name ("default."), which is noise here.
+    e.into_iter()
+        .map(|e| {
+            e.to_string()
+                .replace("\"default.", "\"")
+                .replace("`default.", "`")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut tenants = Vec::new();
+    let mut names = BTreeSet::new();
+
+    let top = |key: &str, msg: String| format!("top level: {key}: {msg}");
+    let top_interval = match &raw.refresh_interval {
+        Some(s) => parse_interval(s).unwrap_or_else(|m| {
+            problems.push(top("refresh_interval", m));
+            DEFAULT_REFRESH_INTERVAL
+        }),
+        None => DEFAULT_REFRESH_INTERVAL,
+    };
+
+    for (index, t) in raw.tenants.iter().enumerate() {
+        let label = match &t.name {
+            Some(n) if !n.is_empty() => format!("tenant {n:?} (tenants[{index}])"),
+            _ => format!("tenants[{index}]"),
+        };
+        let mut bad = |key: &str, msg: &str| problems.push(format!("{label}: {key}: {msg}"));
+
+        let name = t.name.clone().unwrap_or_default();
+        if name.trim().is_empty() {
+            bad("name", "is required (it becomes the `tenant` label)");
+        } else if name.chars().any(char::is_control) || name.len() > 128 {
+            bad("name", "must be at most 128 printable characters");
+        } else if !names.insert(name.clone()) {
+            bad("name", "is used by another tenant; names must be unique");
+        }
+
+        let tenant_id = t.tenant_id.clone().unwrap_or_default();
+        if tenant_id.trim().is_empty() {
+            bad(
+                "tenant_id",
+                "is required (the tenant GUID or a verified domain)",
+            );
+        } else if ["common", "consumers", "organizations"]
+            .contains(&tenant_id.to_lowercase().as_str())
+        {
+            bad(
+                "tenant_id",
+                "must be a tenant GUID or domain: client credentials are not supported on `common`, `consumers` or `organizations` (AADSTS9001023)",
+            );
+        } else if !tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            bad("tenant_id", "must be a GUID or a domain name");
+        }
+
+        let client_id = t.client_id.clone().unwrap_or_default();
+        if client_id.trim().is_empty() {
+            bad(
+                "client_id",
+                "is required (the app registration's Application (client) ID)",
+            );
+        }
+
+        if let Some(auth) = &t.auth {
+            match auth.as_str() {
+                "client_secret" => {}
+                "workload_identity" | "managed_identity" | "certificate" => bad(
+                    "auth",
+                    &format!(
+                        "`{auth}` is not supported by this version yet; use client_secret or client_secret_file"
+                    ),
+                ),
+                other => bad(
+                    "auth",
+                    &format!(
+                        "unknown value `{other}` (expected client_secret, certificate, workload_identity or managed_identity)"
+                    ),
+                ),
+            }
+        }
+        if t.certificate_file.is_some() {
+            bad(
+                "certificate_file",
+                "certificate credentials are not supported by this version yet; use client_secret_file",
+            );
+        }
+        for (key, set) in [
+            ("federated_token_file", t.federated_token_file.is_some()),
+            (
+                "managed_identity_endpoint",
+                t.managed_identity_endpoint.is_some(),
+            ),
+        ] {
+            if set && t.auth.is_none() {
+                bad(
+                    key,
+                    "is only used with `auth` = workload_identity or managed_identity",
+                );
+            }
+        }
+        let credential = match (&t.client_secret, &t.client_secret_file) {
+            (Some(_), Some(_)) => {
+                bad(
+                    "client_secret",
+                    "set either client_secret or client_secret_file, not both",
+                );
+                None
+            }
+            (Some(s), None) if s.is_blank() => {
+                bad("client_secret", "is empty");
+                None
+            }
+            (Some(s), None) => Some(Credential::ClientSecret(s.clone())),
+            (None, Some(path)) => match read_secret_file(path) {
+                Ok(_) => Some(Credential::ClientSecretFile(path.clone())),
+                Err(e) => {
+                    bad("client_secret_file", &e);
+                    None
+                }
+            },
+            (None, None) => {
+                if t.certificate_file.is_none() && t.auth.is_none() {
+                    bad(
+                        "client_secret_file",
+                        "a credential is required: set client_secret_file (or client_secret)",
+                    );
+                }
+                None
+            }
+        };
+
+        let cloud = t.cloud.or(raw.cloud).unwrap_or_default();
+        let graph_url = check_url(
+            t.graph_url.as_deref().or(raw.graph_url.as_deref()),
+            cloud.graph_url(),
+        )
+        .unwrap_or_else(|m| {
+            bad("graph_url", &m);
+            String::new()
+        });
+        let login_url = check_url(
+            t.login_url.as_deref().or(raw.login_url.as_deref()),
+            cloud.login_url(),
+        )
+        .unwrap_or_else(|m| {
+            bad("login_url", &m);
+            String::new()
+        });
+
+        let interval = match &t.refresh_interval {
+            Some(s) => parse_interval(s).unwrap_or_else(|m| {
+                bad("refresh_interval", &m);
+                top_interval
+            }),
+            None => top_interval,
+        };
+        let mut overrides = BTreeMap::new();
+        for (key, table) in [
+            (
+                "report_refresh_intervals",
+                raw.report_refresh_intervals.as_ref(),
+            ),
+            (
+                "report_refresh_intervals",
+                t.report_refresh_intervals.as_ref(),
+            ),
+        ] {
+            for (report, value) in table.into_iter().flatten() {
+                let Some(kind) = ReportKind::from_name(report) else {
+                    bad(&format!("{key}.{report}"), "is not a known report name");
+                    continue;
+                };
+                match parse_interval(value) {
+                    Ok(d) => {
+                        overrides.insert(kind, d);
+                    }
+                    Err(m) => bad(&format!("{key}.{report}"), &m),
+                }
+            }
+        }
+
+        let report_names = t
+            .reports
+            .clone()
+            .or_else(|| raw.reports.clone())
+            .unwrap_or_else(|| vec![ReportKind::UserRegistrationDetails.name().into()]);
+        let mut reports: Vec<ReportConfig> = Vec::new();
+        if report_names.is_empty() {
+            bad("reports", "is empty: enable at least one report");
+        }
+        for r in &report_names {
+            match ReportKind::from_name(r) {
+                None => bad(
+                    "reports",
+                    &format!(
+                        "unknown report `{r}` (known: {})",
+                        ReportKind::ALL.map(ReportKind::name).join(", ")
+                    ),
+                ),
+                Some(kind) if !kind.is_implemented() => bad(
+                    "reports",
+                    &format!("report `{r}` is not supported by this version yet"),
+                ),
+                Some(kind) if reports.iter().any(|c| c.kind == kind) => {
+                    bad("reports", &format!("report `{r}` is listed twice"));
+                }
+                Some(kind) => reports.push(ReportConfig {
+                    kind,
+                    refresh_interval: overrides.get(&kind).copied().unwrap_or(interval),
+                }),
+            }
+        }
+        if reports
+            .iter()
+            .filter(|r| r.kind.is_registration_source())
+            .count()
+            > 1
+        {
+            bad(
+                "reports",
+                "enables both user_registration_details and credential_user_registration_details; \
+                 they feed the same metrics, enable one (user_registration_details is current)",
+            );
+        }
+
+        let max_requests_per_10s = t
+            .max_requests_per_10s
+            .or(raw.max_requests_per_10s)
+            .unwrap_or(DEFAULT_MAX_REQUESTS_PER_10S);
+        if max_requests_per_10s == 0 {
+            bad("max_requests_per_10s", "must be at least 1");
+        }
+        let page_size = t.page_size.or(raw.page_size).unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            bad(
+                "page_size",
+                &format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            );
+        }
+        let usage_period = t
+            .usage_period
+            .clone()
+            .or_else(|| raw.usage_period.clone())
+            .unwrap_or_else(|| "D30".into());
+        if !["D1", "D7", "D30"].contains(&usage_period.as_str()) {
+            bad("usage_period", "must be D1, D7 or D30");
+        }
+        let summary_user_types = t
+            .summary_user_types
+            .clone()
+            .or_else(|| raw.summary_user_types.clone())
+            .unwrap_or_else(|| vec!["all".into()]);
+        check_enum_list(
+            &summary_user_types,
+            &["all", "member", "guest"],
+            "summary_user_types",
+            &mut bad,
+        );
+        let summary_user_roles = t
+            .summary_user_roles
+            .clone()
+            .or_else(|| raw.summary_user_roles.clone())
+            .unwrap_or_else(|| vec!["all".into()]);
+        check_enum_list(
+            &summary_user_roles,
+            &["all", "privilegedAdmin", "admin", "user"],
+            "summary_user_roles",
+            &mut bad,
+        );
+
+        if let Some(credential) = credential {
+            tenants.push(TenantConfig {
+                name,
+                tenant_id,
+                client_id,
+                credential,
+                cloud,
+                graph_url,
+                login_url,
+                scope: cloud.scope(),
+                reports,
+                max_requests_per_10s,
+                page_size,
+                usage_period,
+                summary_user_types,
+                summary_user_roles,
+                admins_without_mfa: t
+                    .admins_without_mfa
+                    .or(raw.admins_without_mfa)
+                    .unwrap_or(false),
+                max_listed_admins: t.max_listed_admins.or(raw.max_listed_admins).unwrap_or(100),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(Config { tenants })
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+fn check_enum_list(
+    values: &[String],
+    allowed: &[&str],
+    key: &str,
+    bad: &mut impl FnMut(&str, &str),
+) {
+    if values.is_empty() {
+        bad(key, "must not be empty");
+    }
+    for v in values {
+        if !allowed.contains(&v.as_str()) {
+            bad(
+                key,
+                &format!(
+                    "unknown value `{v}` (expected one of {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. \"1h\" or \"30m\""))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("`{s}` is too short: at least 1s"));
+    }
+    Ok(d)
+}
+
+/// Reads a secret file: trimmed, non-empty. The error never contains the content.
+pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = Secret::new(text.trim());
+    if secret.is_blank() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
+/// Checks a Graph or login root: https, or http to a loopback host only (tokens must
+/// not cross a network in clear text). Returns it without a trailing slash.
+fn check_url(value: Option<&str>, default: &str) -> Result<String, String> {
+    let Some(value) = value else {
+        return Ok(default.to_owned());
+    };
+    let url = reqwest::Url::parse(value).map_err(|e| format!("`{value}` is not a URL ({e})"))?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "`{value}` must not carry credentials, a query or a fragment"
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(format!(
+                "`{value}` must use https (http is allowed only for loopback hosts)"
+            ));
+        }
+        other => return Err(format!("`{value}` has unsupported scheme `{other}`")),
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_report<S: serde::Serializer>(r: &ReportKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.name())
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Global => "global",
+            Self::Usgov => "usgov",
+            Self::UsgovDod => "usgov_dod",
+            Self::China => "china",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

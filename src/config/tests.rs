@@ -1,0 +1,247 @@
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[tenants]]
+name = "contoso"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+client_secret = "s3cr3t-value"
+"#;
+
+fn err(text: &str) -> String {
+    Config::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn minimal_tenant_gets_defaults() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    let t = &c.tenants[0];
+    assert_eq!(t.name, "contoso");
+    assert_eq!(t.graph_url, "https://graph.microsoft.com");
+    assert_eq!(t.login_url, "https://login.microsoftonline.com");
+    assert_eq!(t.scope, "https://graph.microsoft.com/.default");
+    assert_eq!(t.reports.len(), 1);
+    assert_eq!(t.reports[0].kind, ReportKind::UserRegistrationDetails);
+    assert_eq!(t.reports[0].refresh_interval, Duration::from_secs(3600));
+    assert_eq!((t.page_size, t.max_requests_per_10s), (999, 5));
+    assert_eq!(t.usage_period, "D30");
+}
+
+#[test]
+fn top_level_settings_are_tenant_defaults_and_tenants_override() {
+    let c = Config::from_toml(&format!(
+        "refresh_interval = \"30m\"\npage_size = 500\ncloud = \"usgov\"\n\
+         [report_refresh_intervals]\nuser_registration_details = \"2h\"\n{MINIMAL}\
+         page_size = 100\n"
+    ))
+    .unwrap();
+    let t = &c.tenants[0];
+    assert_eq!(t.page_size, 100);
+    assert_eq!(t.cloud, Cloud::Usgov);
+    assert_eq!(t.graph_url, "https://graph.microsoft.us");
+    assert_eq!(t.login_url, "https://login.microsoftonline.us");
+    assert_eq!(t.scope, "https://graph.microsoft.us/.default");
+    assert_eq!(t.reports[0].refresh_interval, Duration::from_secs(7200));
+}
+
+#[test]
+fn every_cloud_has_matching_hosts() {
+    for (cloud, graph, login) in [
+        (
+            "global",
+            "https://graph.microsoft.com",
+            "https://login.microsoftonline.com",
+        ),
+        (
+            "usgov",
+            "https://graph.microsoft.us",
+            "https://login.microsoftonline.us",
+        ),
+        (
+            "usgov_dod",
+            "https://dod-graph.microsoft.us",
+            "https://login.microsoftonline.us",
+        ),
+        (
+            "china",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://login.chinacloudapi.cn",
+        ),
+    ] {
+        let c = Config::from_toml(&format!("{MINIMAL}cloud = \"{cloud}\"\n")).unwrap();
+        let t = &c.tenants[0];
+        assert_eq!((t.graph_url.as_str(), t.login_url.as_str()), (graph, login));
+        assert_eq!(t.scope, format!("{graph}/.default"));
+    }
+    assert!(err(&format!("{MINIMAL}cloud = \"mars\"\n")).contains("cloud"));
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = err(&format!("{MINIMAL}client_secrett = \"x\"\n"));
+    assert!(e.contains("client_secrett"), "{e}");
+    assert!(e.contains("tenants.0"), "{e}");
+    let e = err(&format!("refresh_intervall = \"1h\"\n{MINIMAL}"));
+    assert!(e.contains("refresh_intervall"), "{e}");
+}
+
+#[test]
+fn invalid_values_name_tenant_and_key() {
+    let e = err(&format!(
+        "{MINIMAL}page_size = 5000\nrefresh_interval = \"soon\"\n"
+    ));
+    assert!(
+        e.contains("tenant \"contoso\" (tenants[0]): page_size"),
+        "{e}"
+    );
+    assert!(
+        e.contains("tenant \"contoso\" (tenants[0]): refresh_interval"),
+        "{e}"
+    );
+
+    let e = err(&format!(
+        "{MINIMAL}reports = [\"user_registration_details\", \"credential_user_registration_details\"]\n"
+    ));
+    assert!(e.contains("reports") && e.contains("both"), "{e}");
+    assert!(err(&format!("{MINIMAL}reports = [\"bogus\"]\n")).contains("unknown report `bogus`"));
+    assert!(err(&format!("{MINIMAL}reports = []\n")).contains("reports"));
+    assert!(err(&MINIMAL.replace("contoso.onmicrosoft.com", "common")).contains("AADSTS9001023"));
+    let e = err(&format!(
+        "{MINIMAL}[[tenants]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"x\"\n"
+    ));
+    assert!(e.contains("tenants[1]") && e.contains("unique"), "{e}");
+    let e = err("[[tenants]]\nname = \"x\"\n");
+    for key in ["tenant_id", "client_id", "client_secret_file"] {
+        assert!(e.contains(key), "{key} missing from {e}");
+    }
+}
+
+#[test]
+fn urls_must_be_https_unless_loopback() {
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://localhost:1",
+        "http://[::1]:9",
+        "https://proxy.example/graph/",
+    ] {
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}graph_url = \"{ok}\"\nlogin_url = \"{ok}\"\n"
+        ))
+        .unwrap();
+        assert!(!c.tenants[0].graph_url.ends_with('/'));
+    }
+    for bad in [
+        "http://graph.example.com",
+        "http://10.0.0.1",
+        "ftp://x",
+        "not a url",
+        "https://u:p@h",
+    ] {
+        let e = err(&format!("{MINIMAL}graph_url = \"{bad}\"\n"));
+        assert!(e.contains("graph_url"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+    assert!(!shown.contains("s3cr3t-value"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+    // an error about the secret does not echo it either
+    let e = err(&format!("{MINIMAL}client_secret_file = \"/nonexistent\"\n"));
+    assert!(!e.contains("s3cr3t-value") && e.contains("not both"), "{e}");
+}
+
+#[test]
+fn secret_file_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "from-file\n").unwrap();
+    let text = MINIMAL.replace(
+        "client_secret = \"s3cr3t-value\"",
+        &format!("client_secret_file = {:?}", path.display().to_string()),
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert!(matches!(&c.tenants[0].credential, Credential::ClientSecretFile(p) if p == &path));
+    assert_eq!(read_secret_file(&path).unwrap().expose(), "from-file");
+    std::fs::write(&path, "  \n").unwrap();
+    assert!(err(&text).contains("is empty"));
+    assert!(err(&text.replace("secret\"", "missing\"")).contains("cannot read"));
+}
+
+#[test]
+fn unimplemented_auth_modes_are_clear_errors() {
+    let e = err(&MINIMAL.replace(
+        "client_secret = \"s3cr3t-value\"",
+        "certificate_file = \"a.pem\"",
+    ));
+    assert!(
+        e.contains("certificate_file") && e.contains("not supported"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}auth = \"managed_identity\"\n"));
+    assert!(e.contains("auth") && e.contains("not supported"), "{e}");
+}
+
+#[test]
+fn env_layers_over_file_and_azure_variables_define_default_tenant() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("c.toml", &format!("page_size = 100\n{MINIMAL}"))?;
+        jail.set_env("ENTRA_EXPORTER_PAGE_SIZE", "250");
+        jail.set_env("ENTRA_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:1"); // a flag, not a key
+        let c = Config::load(&Sources {
+            file: Some("c.toml".into()),
+            use_env: true,
+        })
+        .unwrap();
+        assert_eq!(c.tenants[0].page_size, 250);
+
+        jail.set_env("ENTRA_EXPORTER_BOGUS_KEY", "1");
+        let e = Config::load(&Sources {
+            file: Some("c.toml".into()),
+            use_env: true,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bogus_key"), "{e}");
+        Ok(())
+    });
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("AZURE_TENANT_ID", "contoso.onmicrosoft.com");
+        jail.set_env("AZURE_CLIENT_ID", "cid");
+        jail.set_env("AZURE_CLIENT_SECRET", "env-secret");
+        let c = Config::load(&Sources {
+            file: None,
+            use_env: true,
+        })
+        .unwrap();
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.tenants[0].name, "default");
+        assert_eq!(c.tenants[0].client_id, "cid");
+        assert!(!c.to_redacted_toml().contains("env-secret"));
+        Ok(())
+    });
+    figment::Jail::expect_with(|_| {
+        let e = Config::load(&Sources {
+            file: None,
+            use_env: true,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no tenants configured") && e.contains("--demo"),
+            "{e}"
+        );
+        let e = Config::load(&Sources {
+            file: Some("missing.toml".into()),
+            use_env: false,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        Ok(())
+    });
+}

@@ -1,0 +1,173 @@
+//! Encoding `/metrics`: OpenMetrics 1.0 from prometheus-client, and the classic
+//! Prometheus text format 0.0.4 derived from it for scrapers that ask only for that.
+
+use prometheus_client::registry::Registry;
+
+/// OpenMetrics content type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Classic text content type.
+pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The two exposition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0 (the default).
+    OpenMetrics,
+    /// Prometheus text 0.0.4.
+    Classic,
+}
+
+impl Format {
+    /// The `Content-Type` header value.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => OPENMETRICS,
+            Self::Classic => CLASSIC,
+        }
+    }
+}
+
+/// Picks the format for an `Accept` header: classic only when the scraper accepts
+/// `text/plain` and not OpenMetrics; OpenMetrics otherwise (including no header).
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::OpenMetrics;
+    };
+    let mut plain = false;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        match media.as_str() {
+            "application/openmetrics-text" | "*/*" | "application/*" => return Format::OpenMetrics,
+            "text/plain" | "text/*" => plain = true,
+            _ => {}
+        }
+    }
+    if plain {
+        Format::Classic
+    } else {
+        Format::OpenMetrics
+    }
+}
+
+/// Encodes `registry` in `format`.
+pub fn encode(registry: &Registry, format: Format) -> String {
+    let mut om = String::with_capacity(16 << 10);
+    // Writing to a String cannot fail; an error here is a bug in a collector.
+    prometheus_client::encoding::text::encode(&mut om, registry).expect("encoding to a String");
+    match format {
+        Format::OpenMetrics => om,
+        Format::Classic => to_classic(&om),
+    }
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as Prometheus text 0.0.4:
+/// counter families take their `_total` sample name, info families become gauges
+/// named `<name>_info`, `# UNIT`, `_created` samples and `# EOF` go.
+pub fn to_classic(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut family = String::new();
+    let mut kind = "";
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, t) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            family = name.to_owned();
+            kind = match t {
+                "counter" => "counter",
+                "info" => "info",
+                "gauge" => "gauge",
+                "histogram" => "histogram",
+                "summary" => "summary",
+                _ => "untyped",
+            };
+            let (name, t) = classic_family(name, kind);
+            out.push_str(&format!("# TYPE {name} {t}\n"));
+            continue;
+        }
+        if kind == "counter" && line.starts_with(&format!("{family}_created")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    // HELP lines come before TYPE and were passed through; name them after their TYPE.
+    fix_help_names(&out)
+}
+
+fn classic_family(name: &str, kind: &str) -> (String, &'static str) {
+    match kind {
+        "counter" => (format!("{name}_total"), "counter"),
+        "info" => (format!("{name}_info"), "gauge"),
+        "gauge" => (name.to_owned(), "gauge"),
+        "histogram" => (name.to_owned(), "histogram"),
+        "summary" => (name.to_owned(), "summary"),
+        _ => (name.to_owned(), "untyped"),
+    }
+}
+
+/// Renames each `# HELP x` to the name of the `# TYPE` line that follows it.
+fn fix_help_names(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        if let (Some(help), Some(next)) = (line.strip_prefix("# HELP "), lines.get(i + 1)) {
+            if let Some(ty) = next.strip_prefix("# TYPE ") {
+                let type_name = ty.split(' ').next().unwrap_or("");
+                let help_text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
+                out.push_str(&format!("# HELP {type_name} {help_text}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        use Format::*;
+        assert_eq!(negotiate(None), OpenMetrics);
+        assert_eq!(negotiate(Some("*/*")), OpenMetrics);
+        assert_eq!(negotiate(Some("text/plain")), Classic);
+        assert_eq!(negotiate(Some("text/plain; version=0.0.4")), Classic);
+        assert_eq!(
+            negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            OpenMetrics
+        );
+        assert_eq!(
+            negotiate(Some("text/plain;version=0.0.4;q=1,*/*;q=0")),
+            Classic
+        );
+        assert_eq!(negotiate(Some("application/json")), OpenMetrics);
+    }
+
+    #[test]
+    fn classic_rewrite() {
+        let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\na_requests_created{x=\"1\"} 1.5\n\
+                  # HELP a_build Build.\n# TYPE a_build info\na_build_info{version=\"1\"} 1\n\
+                  # HELP a_up Up.\n# TYPE a_up gauge\n# UNIT a_up seconds\na_up 1\n# EOF\n";
+        assert_eq!(
+            to_classic(om),
+            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n\
+             # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{version=\"1\"} 1\n\
+             # HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n"
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! The Microsoft Graph client: tokens ([`auth`]), requests with retries ([`client`]),
+//! `@odata.nextLink` paging ([`paging`]) and typed errors ([`error`]).
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod paging;
+
+pub use client::{GraphClient, RetryPolicy};
+pub use error::GraphError;
+
+/// A reqwest client configured the one way this exporter talks HTTP: rustls (ring),
+/// no redirects (a redirect must never carry the Authorization header elsewhere),
+/// bounded timeouts.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    // Idempotent: fails only when a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(timeout)
+        .user_agent(concat!("entra-mfa-exporter/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the TLS provider is installed and the builder options are static")
+}

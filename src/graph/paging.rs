@@ -1,0 +1,94 @@
+//! Walking a report's `@odata.nextLink` chain (graph-api.md §1.3), folding each page
+//! as it arrives. The link is followed unchanged, but only to the configured Graph
+//! root's origin, and never twice.
+
+use std::collections::HashSet;
+
+use super::client::GraphClient;
+use super::error::GraphError;
+use crate::reports::page::{Fold, fold_page};
+
+/// More pages than any tenant has (1M users at 999 rows is ~1,000 pages); a guard
+/// against a server that keeps inventing links.
+const MAX_PAGES: u64 = 100_000;
+
+/// What a walk read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalkStats {
+    /// Pages fetched.
+    pub pages: u64,
+    /// Rows folded.
+    pub rows: u64,
+}
+
+/// Fetches `first_url` and every page after it into `fold`. On error the fold holds a
+/// partial count and must be discarded.
+pub async fn walk<F: Fold>(
+    client: &GraphClient,
+    first_url: String,
+    endpoint: &'static str,
+    permission: &'static str,
+    fold: &mut F,
+) -> Result<WalkStats, GraphError> {
+    let root = origin(client.graph_url()).unwrap_or_default();
+    let mut seen = HashSet::new();
+    let mut stats = WalkStats::default();
+    let mut url = first_url;
+    loop {
+        let body = client.get(&url, endpoint, permission).await?;
+        stats.pages += 1;
+        let info = fold_page(&body, fold).map_err(|source| GraphError::Page {
+            page: stats.pages,
+            source,
+        })?;
+        stats.rows += info.rows;
+        let Some(next) = info.next_link else {
+            return Ok(stats);
+        };
+        let next_origin = origin(&next).unwrap_or_else(|| "(not an absolute URL)".into());
+        if next_origin != root {
+            return Err(GraphError::ForeignNextLink {
+                expected: root,
+                got: next_origin,
+            });
+        }
+        if !seen.insert(next.clone()) || stats.pages >= MAX_PAGES {
+            return Err(GraphError::NextLinkLoop(stats.pages));
+        }
+        url = next;
+    }
+}
+
+/// `scheme://host:port` of a URL, with the default port made explicit.
+fn origin(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://graph.microsoft.com/v1.0/x?$skiptoken=a").unwrap(),
+            "https://graph.microsoft.com:443"
+        );
+        assert_eq!(
+            origin("https://GRAPH.microsoft.com:443/").unwrap(),
+            "https://graph.microsoft.com:443"
+        );
+        assert_ne!(
+            origin("http://graph.microsoft.com/"),
+            origin("https://graph.microsoft.com/")
+        );
+        assert_ne!(origin("http://127.0.0.1:1/"), origin("http://127.0.0.1:2/"));
+        assert_eq!(origin("/relative"), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! `credential_user_registration_details`: beta `/reports/credentialUserRegistrationDetails`
+//! (graph-api.md §5.1), the legacy per-user report Microsoft retired on 2024-06-30. It has
+//! no user type, admin flag or preferred method, so its users land in the
+//! `user_type="unknown", role="unknown"` group with four features.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::page::Fold;
+use crate::aggregate::{RegistrationCounts, Source, UserFacts};
+
+/// The fields of one row the aggregation uses.
+#[derive(Debug, Deserialize)]
+pub struct Row<'a> {
+    /// `registrationAuthMethod` values, counted as sent.
+    #[serde(rename = "authMethods", borrow, default)]
+    pub auth_methods: Option<Vec<Cow<'a, str>>>,
+    /// SSPR registered.
+    #[serde(rename = "isRegistered", default)]
+    pub is_registered: Option<bool>,
+    /// SSPR enabled.
+    #[serde(rename = "isEnabled", default)]
+    pub is_enabled: Option<bool>,
+    /// SSPR capable.
+    #[serde(rename = "isCapable", default)]
+    pub is_capable: Option<bool>,
+    /// MFA registered.
+    #[serde(rename = "isMfaRegistered", default)]
+    pub is_mfa_registered: Option<bool>,
+}
+
+impl Row<'_> {
+    /// The facts the aggregation needs, mapped as design.md says.
+    pub fn facts(&self) -> UserFacts<'static> {
+        let t = |b: Option<bool>| b == Some(true);
+        UserFacts {
+            user_type: None,
+            is_admin: None,
+            features: [
+                t(self.is_mfa_registered),
+                false,
+                t(self.is_registered),
+                t(self.is_enabled),
+                t(self.is_capable),
+                false,
+                false,
+            ],
+            preferred: None,
+        }
+    }
+}
+
+/// Folds rows of this report.
+#[derive(Debug)]
+pub struct Folder(pub RegistrationCounts);
+
+impl Default for Folder {
+    fn default() -> Self {
+        Self(RegistrationCounts::new(
+            Source::CredentialUserRegistrationDetails,
+        ))
+    }
+}
+
+impl Fold for Folder {
+    type Row<'de> = Row<'de>;
+
+    fn add(&mut self, row: Row<'_>) {
+        let methods = row.auth_methods.iter().flatten().map(|m| m.as_ref());
+        self.0.add_user(&row.facts(), methods);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Feature, Role, UserType};
+    use crate::reports::page::fold_page;
+
+    #[test]
+    fn maps_legacy_fields() {
+        // graph-api.md §5.1 example, plus a post-sentinel member and @odata.type.
+        let page = br##"{"@odata.context":"x","value":[
+          {"id":"d3590ed6","userPrincipalName":"abc@contoso.com","userDisplayName":"abc",
+           "authMethods":["email","mobilePhone"],"isRegistered":false,"isEnabled":true,
+           "isCapable":false,"isMfaRegistered":true},
+          {"@odata.type":"#microsoft.graph.credentialUserRegistrationDetails","authMethods":["externalAuthMethod"],
+           "isRegistered":true,"isEnabled":true,"isCapable":true,"isMfaRegistered":false}
+        ]}"##;
+        let mut f = Folder::default();
+        fold_page(page, &mut f).unwrap();
+        let g = &f.0.groups[&(UserType::Unknown, Role::Unknown)];
+        assert_eq!(g.users, 2);
+        assert_eq!(g.feature(Feature::MfaRegistered), 1);
+        assert_eq!(g.feature(Feature::SsprRegistered), 1);
+        assert_eq!(g.feature(Feature::SsprEnabled), 2);
+        assert_eq!(g.feature(Feature::SsprCapable), 1);
+        assert_eq!(g.methods["externalAuthMethod"], 1);
+        assert_eq!(g.method_counts, [0, 1, 1, 0, 0, 0]);
+        assert!(g.preferred.is_empty());
+    }
+}

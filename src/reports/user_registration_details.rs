@@ -1,0 +1,162 @@
+//! `user_registration_details`: v1.0 `/reports/authenticationMethods/userRegistrationDetails`
+//! (graph-api.md §2), one row per enabled user, folded into [`RegistrationCounts`].
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::page::Fold;
+use crate::aggregate::{RegistrationCounts, Source, UserFacts};
+
+/// The fields of one row the aggregation uses; everything else is skipped unparsed.
+///
+/// Every field is optional: Graph omits or nulls properties in practice (§1.4), and a
+/// missing boolean is read as "does not hold".
+#[derive(Debug, Deserialize)]
+pub struct Row<'a> {
+    /// `member`, `guest`, `unknownFutureValue` or null.
+    #[serde(rename = "userType", borrow, default)]
+    pub user_type: Option<Cow<'a, str>>,
+    /// Null for some users.
+    #[serde(rename = "isAdmin", default)]
+    pub is_admin: Option<bool>,
+    /// `isMfaRegistered`
+    #[serde(rename = "isMfaRegistered", default)]
+    pub mfa_registered: Option<bool>,
+    /// `isMfaCapable`
+    #[serde(rename = "isMfaCapable", default)]
+    pub mfa_capable: Option<bool>,
+    /// `isSsprRegistered`
+    #[serde(rename = "isSsprRegistered", default)]
+    pub sspr_registered: Option<bool>,
+    /// `isSsprEnabled`
+    #[serde(rename = "isSsprEnabled", default)]
+    pub sspr_enabled: Option<bool>,
+    /// `isSsprCapable`
+    #[serde(rename = "isSsprCapable", default)]
+    pub sspr_capable: Option<bool>,
+    /// `isPasswordlessCapable`
+    #[serde(rename = "isPasswordlessCapable", default)]
+    pub passwordless_capable: Option<bool>,
+    /// `isSystemPreferredAuthenticationMethodEnabled` (nullable).
+    #[serde(rename = "isSystemPreferredAuthenticationMethodEnabled", default)]
+    pub system_preferred_enabled: Option<bool>,
+    /// An open set of strings (§2.4), counted as sent.
+    #[serde(rename = "methodsRegistered", borrow, default)]
+    pub methods_registered: Option<Vec<Cow<'a, str>>>,
+    /// `""` in practice for users without one (§1.4).
+    #[serde(
+        rename = "userPreferredMethodForSecondaryAuthentication",
+        borrow,
+        default
+    )]
+    pub preferred_method: Option<Cow<'a, str>>,
+}
+
+impl Row<'_> {
+    /// The facts the aggregation needs.
+    pub fn facts(&self) -> UserFacts<'_> {
+        let t = |b: Option<bool>| b == Some(true);
+        UserFacts {
+            user_type: self.user_type.as_deref(),
+            is_admin: self.is_admin,
+            features: [
+                t(self.mfa_registered),
+                t(self.mfa_capable),
+                t(self.sspr_registered),
+                t(self.sspr_enabled),
+                t(self.sspr_capable),
+                t(self.passwordless_capable),
+                t(self.system_preferred_enabled),
+            ],
+            preferred: self.preferred_method.as_deref(),
+        }
+    }
+}
+
+/// Folds rows of this report.
+#[derive(Debug)]
+pub struct Folder(pub RegistrationCounts);
+
+impl Default for Folder {
+    fn default() -> Self {
+        Self(RegistrationCounts::new(Source::UserRegistrationDetails))
+    }
+}
+
+impl Fold for Folder {
+    type Row<'de> = Row<'de>;
+
+    fn add(&mut self, row: Row<'_>) {
+        let methods = row.methods_registered.iter().flatten().map(|m| m.as_ref());
+        self.0.add_user(&row.facts(), methods);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Feature, Role, UserType};
+    use crate::reports::page::fold_page;
+
+    const FIXTURE: &str =
+        include_str!("../../tests/fixtures/user-registration-details-live-4.json");
+
+    #[test]
+    fn real_world_page() {
+        let mut f = Folder::default();
+        let info = fold_page(FIXTURE.as_bytes(), &mut f).unwrap();
+        assert_eq!(info.rows, 4);
+        assert_eq!(info.next_link, None);
+        let c = &f.0;
+        assert_eq!(c.total_users(), 4);
+        let member_user = &c.groups[&(UserType::Member, Role::User)];
+        let guest_admin = &c.groups[&(UserType::Guest, Role::Admin)];
+        let member_admin = &c.groups[&(UserType::Member, Role::Admin)];
+        assert_eq!(
+            (member_user.users, guest_admin.users, member_admin.users),
+            (1, 1, 2)
+        );
+        assert_eq!(member_admin.feature(Feature::PasswordlessCapable), 2);
+        assert_eq!(member_admin.feature(Feature::MfaCapable), 2);
+        assert_eq!(member_admin.methods["passKeyDeviceBound"], 2);
+        assert_eq!(member_admin.methods["macOsSecureEnclaveKey"], 1);
+        // 9 and 6 distinct methods
+        assert_eq!(member_admin.method_counts, [0, 0, 0, 0, 0, 2]);
+        assert_eq!(member_user.method_counts, [0, 0, 0, 1, 0, 0]);
+        assert_eq!(guest_admin.preferred["push"], 1);
+    }
+
+    #[test]
+    fn doc_quirks() {
+        // graph-api.md §2.6: "" preferred method, empty methods; plus nulls, missing
+        // fields, escapes and unknown properties.
+        let page = br##"{"value":[
+          {"userType":"guest","isAdmin":false,"isMfaCapable":false,"methodsRegistered":[],
+           "userPreferredMethodForSecondaryAuthentication":"","@odata.type":"#x","extra":{"a":[1]}},
+          {"userType":null,"isAdmin":null,"isMfaCapable":true,"methodsRegistered":["em\u0061il","mobilePhone"],
+           "userPreferredMethodForSecondaryAuthentication":null,"isSystemPreferredAuthenticationMethodEnabled":null},
+          {"userType":"member","isMfaRegistered":true}
+        ]}"##;
+        let mut f = Folder::default();
+        fold_page(page, &mut f).unwrap();
+        let c = &f.0;
+        let guest = &c.groups[&(UserType::Guest, Role::User)];
+        assert_eq!(guest.preferred["none"], 1);
+        assert_eq!(guest.method_counts[0], 1);
+        let unknown = &c.groups[&(UserType::Unknown, Role::Unknown)];
+        assert_eq!(unknown.methods["email"], 1, "escaped strings are decoded");
+        assert_eq!(unknown.feature(Feature::MfaCapable), 1);
+        assert_eq!(unknown.feature(Feature::SystemPreferredMfaEnabled), 0);
+        let member = &c.groups[&(UserType::Member, Role::Unknown)];
+        assert_eq!(member.feature(Feature::MfaRegistered), 1);
+        assert_eq!(member.preferred["none"], 1);
+    }
+
+    #[test]
+    fn wrong_types_fail_the_page() {
+        let mut f = Folder::default();
+        assert!(fold_page(br#"{"value":[{"isMfaCapable":"true"}]}"#, &mut f).is_err());
+        assert!(fold_page(br#"{"value":[{"methodsRegistered":"email"}]}"#, &mut f).is_err());
+    }
+}

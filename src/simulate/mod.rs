@@ -1,0 +1,223 @@
+//! A simulated Microsoft Graph (authentication-methods reports) and Entra token endpoint.
+//!
+//! It serves `--demo`, the `simulate` subcommand and the tests. It aims to be
+//! indistinguishable from Graph for the exporter: same URLs, paging, headers, errors and
+//! quirks (graph-api.md §1.4, §11), with fault injection.
+//!
+//! Independence (design.md, "Simulator"): this module generates its rows, serialises them
+//! itself and computes its own [`RegistrationTruth`] from the users it generates. It never
+//! calls the exporter's parsing or aggregation, so a mistake there cannot hide here.
+//!
+//! Layout: `tenant` generates synthetic users, `truth` counts them, `rows` writes
+//! them as JSON, `token` is the STS, `graph` the report routes and paging, `filter` the
+//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing.
+
+mod base64;
+mod dates;
+mod faults;
+mod filter;
+mod graph;
+mod json;
+mod query;
+mod rng;
+mod rows;
+mod server;
+mod tenant;
+mod token;
+mod truth;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use server::SimServer;
+pub use truth::{GroupTruth, RegistrationTruth};
+
+/// Tenant id of the built-in demo tenant (`--demo`).
+pub const DEMO_TENANT_ID: &str = "00000000-0000-4000-8000-00000000de70";
+/// Client id accepted by the demo tenant.
+pub const DEMO_CLIENT_ID: &str = "00000000-0000-4000-8000-0000000c11e7";
+/// Client secret accepted by the demo tenant. Not a credential of anything real.
+pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret-not-a-real-credential";
+
+/// How often the demo data completes one drift cycle.
+const DEMO_DRIFT_PERIOD: Duration = Duration::from_secs(2 * 3600);
+
+/// What the simulator serves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The simulated tenants, each with its own app registration and users.
+    pub tenants: Vec<SimTenant>,
+    /// Injected failures on the Graph report routes.
+    pub faults: Faults,
+    /// Lifetime of issued access tokens (`expires_in`); default 3599 s as Entra sends.
+    pub token_lifetime: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            tenants: Vec::new(),
+            faults: Faults::default(),
+            token_lifetime: Duration::from_secs(3599),
+        }
+    }
+}
+
+/// One simulated tenant and the single app registration that may read it.
+#[derive(Clone)]
+pub struct SimTenant {
+    /// The `{tenant}` path segment of the token endpoint: a GUID or a domain.
+    pub tenant_id: String,
+    /// The app (client) id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: String,
+    /// Number of users in the synthetic tenant.
+    pub users: u64,
+    /// Seed of the synthetic data; the same seed gives the same users.
+    pub seed: u64,
+    /// App roles granted to the app, carried by its tokens.
+    pub roles: Vec<String>,
+    /// `false`: every report route answers the P1/P2 licence 403.
+    pub licensed: bool,
+    /// `Some(period)`: coverage drifts with wall-clock time over `period` (for `--demo`);
+    /// `None`: the data set is static.
+    pub drift: Option<Duration>,
+}
+
+impl std::fmt::Debug for SimTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimTenant")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("users", &self.users)
+            .field("seed", &self.seed)
+            .field("roles", &self.roles)
+            .field("licensed", &self.licensed)
+            .field("drift", &self.drift)
+            .finish()
+    }
+}
+
+impl SimTenant {
+    /// A licensed tenant with static data whose app holds `AuditLog.Read.All` and
+    /// `Reports.Read.All`.
+    pub fn new(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        users: u64,
+        seed: u64,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            users,
+            seed,
+            roles: vec!["AuditLog.Read.All".into(), "Reports.Read.All".into()],
+            licensed: true,
+            drift: None,
+        }
+    }
+}
+
+/// Injected failures. The default injects none.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every Nth Graph report request is answered 429 `TooManyRequests`.
+    pub throttle_every: Option<u32>,
+    /// `Retry-After` seconds sent with those 429s (`None`: no header). May be fractional.
+    pub retry_after: Option<f64>,
+    /// Every Nth Graph report request is answered 503 `ServiceUnavailable`.
+    pub server_error_every: Option<u32>,
+}
+
+/// The registration reports the simulator serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SimReport {
+    /// `/{v1.0|beta}/reports/authenticationMethods/userRegistrationDetails`.
+    UserRegistrationDetails,
+    /// `/beta/reports/credentialUserRegistrationDetails` (legacy).
+    CredentialUserRegistrationDetails,
+}
+
+/// One request the simulator answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query exactly as received (still percent-encoded).
+    pub path_and_query: String,
+    /// Status code sent.
+    pub status: u16,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The `Prefer` header, if any.
+    pub prefer: Option<String>,
+    /// The `client-request-id` header, if any.
+    pub client_request_id: Option<String>,
+}
+
+/// Totals since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimCounters {
+    /// Requests to the token endpoint.
+    pub token_requests: u64,
+    /// Requests to anything other than the token endpoint.
+    pub graph_requests: u64,
+    /// 429 responses sent.
+    pub throttled: u64,
+    /// 503 responses sent.
+    pub server_errors: u64,
+    /// 401 responses sent (token endpoint and Graph).
+    pub unauthorized: u64,
+}
+
+/// One demo tenant with drifting data and the well-known demo credentials
+/// ([`DEMO_TENANT_ID`], [`DEMO_CLIENT_ID`], [`DEMO_CLIENT_SECRET`]).
+pub fn demo_config(users: u64, seed: u64) -> SimConfig {
+    let mut tenant = SimTenant::new(
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        users,
+        seed,
+    );
+    tenant.drift = Some(DEMO_DRIFT_PERIOD);
+    SimConfig {
+        tenants: vec![tenant],
+        ..SimConfig::default()
+    }
+}
+
+/// Runs the simulator on `listen` until `shutdown` completes (the `simulate` subcommand).
+pub async fn serve(
+    listen: SocketAddr,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tenants: Vec<(String, String, u64)> = config
+        .tenants
+        .iter()
+        .map(|t| (t.tenant_id.clone(), t.client_id.clone(), t.users))
+        .collect();
+    let server = SimServer::start(listen, config).await?;
+    tracing::info!(base_url = %server.base_url(), "simulated Graph and token endpoint listening");
+    for (tenant_id, client_id, users) in tenants {
+        tracing::info!(
+            %tenant_id,
+            %client_id,
+            users,
+            "simulated tenant; client secret is the configured one"
+        );
+    }
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! The hyper plumbing: binding, the accept loop with graceful shutdown, dispatch to the
+//! token endpoint or the Graph routes, the headers every response carries, and the
+//! request log and counters tests read.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::dates::now_unix;
+use super::faults::FaultPlan;
+use super::rng::random_guid;
+use super::tenant::Tenant;
+use super::token::TokenStore;
+use super::truth::{self, RegistrationTruth};
+use super::{RecordedRequest, SimConfig, SimCounters, SimReport, graph, token};
+
+/// Requests kept in the log; older ones are dropped.
+const LOG_CAPACITY: usize = 10_000;
+/// Largest token request body accepted (a client assertion is a few KiB).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Truth results kept, keyed by tenant, report and dataset time.
+const TRUTH_CACHE: usize = 16;
+/// How long shutdown waits for open connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Graph's JSON content type (graph-api.md §1.3).
+pub(crate) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+const STS_JSON: &str = "application/json; charset=utf-8";
+
+/// A response before the common headers are added.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    pub(crate) content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// A Graph JSON response.
+    pub(crate) fn graph(status: u16, body: String) -> Self {
+        Self {
+            status,
+            body,
+            content_type: GRAPH_JSON,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A token endpoint JSON response.
+    pub(crate) fn sts(status: u16, body: String) -> Self {
+        Self {
+            status,
+            body,
+            content_type: STS_JSON,
+            headers: vec![("cache-control", "no-store, no-cache".into())],
+        }
+    }
+
+    /// Adds a header.
+    pub(crate) fn with(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// Correlation ids of one request (graph-api.md §7.8).
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) request_id: String,
+    pub(crate) client_request_id: String,
+}
+
+/// Tenant index, report and dataset time of a cached truth.
+type TruthKey = (usize, SimReport, i64);
+
+/// Everything the handlers share.
+pub(crate) struct State {
+    pub(crate) config: SimConfig,
+    pub(crate) tenants: Vec<Tenant>,
+    pub(crate) base_url: String,
+    pub(crate) tokens: TokenStore,
+    pub(crate) faults: FaultPlan,
+    log: Mutex<VecDeque<RecordedRequest>>,
+    counters: Mutex<SimCounters>,
+    truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
+}
+
+/// A running simulator.
+pub struct SimServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimServer")
+            .field("addr", &self.addr)
+            .field("base_url", &self.state.base_url)
+            .finish()
+    }
+}
+
+impl SimServer {
+    /// Binds `listen` (tests pass `127.0.0.1:0`) and spawns the serving task.
+    pub async fn start(listen: SocketAddr, config: SimConfig) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        // A wildcard bind is reachable on loopback; that is the URL we can vouch for.
+        let host = match addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
+            _ => addr.to_string(),
+        };
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| Tenant::new(&t.tenant_id, t.seed, t.users, t.drift))
+            .collect();
+        let state = Arc::new(State {
+            faults: FaultPlan::new(config.faults.clone()),
+            config,
+            tenants,
+            base_url: format!("http://{host}"),
+            tokens: TokenStore::default(),
+            log: Mutex::new(VecDeque::new()),
+            counters: Mutex::new(SimCounters::default()),
+            truth_cache: Mutex::new(VecDeque::new()),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
+        Ok(SimServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`, no trailing slash: both the Graph and the login base URL.
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// The counts implied by the rows a full walk of `report` started now would return
+    /// (with `Prefer: include-unknown-enum-members`). Empty for an unknown tenant.
+    pub fn truth(&self, tenant_id: &str, report: SimReport) -> RegistrationTruth {
+        let Some(index) = self
+            .state
+            .config
+            .tenants
+            .iter()
+            .position(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
+        else {
+            return RegistrationTruth::default();
+        };
+        let tenant = &self.state.tenants[index];
+        let key = (index, report, tenant.dataset_time(now_unix()));
+        if let Some((_, t)) = self
+            .state
+            .truth_cache
+            .lock()
+            .expect("cache poisoned")
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return t.clone();
+        }
+        let computed = truth::compute(tenant, report, key.2);
+        let mut cache = self.state.truth_cache.lock().expect("cache poisoned");
+        if cache.len() >= TRUTH_CACHE {
+            cache.pop_front();
+        }
+        cache.push_back((key, computed.clone()));
+        computed
+    }
+
+    /// The most recent requests (at most 10,000), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .log
+            .lock()
+            .expect("log poisoned")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Totals since start.
+    pub fn counters(&self) -> SimCounters {
+        *self.state.counters.lock().expect("counters poisoned")
+    }
+
+    /// Stops accepting, lets open connections finish (bounded), and awaits the task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop serving rather than leak a listener.
+        if self.stop.is_some() {
+            self.task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    let builder = http1::Builder::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = Arc::clone(&state);
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Err(e) => {
+                    // Usually EMFILE; back off instead of spinning.
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `["contoso.example", "oauth2", "v2.0", "token"]` -> the tenant segment.
+fn token_tenant(path: &str) -> Option<&str> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        [tenant, o, v, t]
+            if o.eq_ignore_ascii_case("oauth2")
+                && v.eq_ignore_ascii_case("v2.0")
+                && t.eq_ignore_ascii_case("token") =>
+        {
+            Some(tenant)
+        }
+        _ => None,
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let authorization = header(&req, "authorization");
+    let prefer = header(&req, "prefer");
+    let client_request_id = header(&req, "client-request-id");
+    let host = header(&req, "host");
+    let ctx = Ctx {
+        request_id: random_guid(),
+        client_request_id: client_request_id.clone().unwrap_or_else(random_guid),
+    };
+    let path = super::query::percent_decode(uri.path());
+    let is_token = token_tenant(&path).is_some();
+    let reply = if let Some(tenant) = token_tenant(&path) {
+        if method != Method::POST {
+            Reply::sts(405, String::new()).with("allow", "POST".into())
+        } else {
+            let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            token::handle(
+                &state.config.tenants,
+                &state.tokens,
+                state.config.token_lifetime,
+                &state.base_url,
+                tenant,
+                authorization.as_deref(),
+                &body,
+            )
+        }
+    } else {
+        graph::handle(
+            state,
+            &ctx,
+            &graph::Incoming {
+                method: &method,
+                path: &path,
+                raw_path: uri.path(),
+                query: uri.query(),
+                authorization: authorization.as_deref(),
+                prefer: prefer.as_deref(),
+                host: host.as_deref(),
+            },
+        )
+    };
+    record(
+        state,
+        is_token,
+        &method,
+        path_and_query,
+        &reply,
+        authorization,
+        prefer,
+        client_request_id,
+    );
+    build(reply, &ctx)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    state: &State,
+    is_token: bool,
+    method: &Method,
+    path_and_query: String,
+    reply: &Reply,
+    authorization: Option<String>,
+    prefer: Option<String>,
+    client_request_id: Option<String>,
+) {
+    {
+        let mut c = state.counters.lock().expect("counters poisoned");
+        if is_token {
+            c.token_requests += 1;
+        } else {
+            c.graph_requests += 1;
+        }
+        match reply.status {
+            401 => c.unauthorized += 1,
+            429 => c.throttled += 1,
+            503 => c.server_errors += 1,
+            _ => {}
+        }
+    }
+    let mut log = state.log.lock().expect("log poisoned");
+    if log.len() >= LOG_CAPACITY {
+        log.pop_front();
+    }
+    log.push_back(RecordedRequest {
+        method: method.to_string(),
+        path_and_query,
+        status: reply.status,
+        authorization,
+        prefer,
+        client_request_id,
+    });
+}
+
+fn build(reply: Reply, ctx: &Ctx) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    };
+    set("content-type", reply.content_type);
+    set("request-id", &ctx.request_id);
+    set("client-request-id", &ctx.client_request_id);
+    set("x-ms-request-id", &ctx.request_id);
+    set(
+        "date",
+        &httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    set(
+        "x-ms-ags-diagnostic",
+        r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"SIM000001"}}"#,
+    );
+    set("strict-transport-security", "max-age=31536000");
+    set("vary", "Accept-Encoding");
+    for (name, value) in &reply.headers {
+        set(name, value);
+    }
+    resp
+}

@@ -1,0 +1,177 @@
+//! The binary's command line: broken configs name the key and exit non-zero,
+//! `--check-config` redacts, and the secret never reaches logs, pages or metrics.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn broken_config_names_the_key_and_exits_non_zero() {
+    let (_d, path) = config_file(
+        "[[tenants]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"x\"\npage_sise = 5\n",
+    );
+    let out = run(
+        &["--check-config", "--config.file", path.to_str().unwrap()],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("page_sise") && err.contains("tenants.0"),
+        "{err}"
+    );
+
+    let (_d, path) = config_file(
+        "[[tenants]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"x\"\nrefresh_interval = \"often\"\n",
+    );
+    let out = run(&["--config.file", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tenant \"contoso\" (tenants[0]): refresh_interval"),
+        "{err}"
+    );
+
+    let out = run(&["--config.file", "/nonexistent/entra.toml"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/entra.toml"));
+}
+
+#[test]
+fn check_config_redacts_secrets() {
+    let (_d, path) = config_file(&format!(
+        "[[tenants]]\nname = \"contoso\"\ntenant_id = \"t.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret = \"{SECRET}\"\n"
+    ));
+    let out = run(
+        &["--check-config", "--config.file", path.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("<redacted>") && shown.contains("name = \"contoso\""),
+        "{shown}"
+    );
+    assert!(!shown.contains(SECRET));
+
+    // The Azure variables alone define the `default` tenant.
+    let out = run(
+        &["--check-config"],
+        &[
+            ("AZURE_TENANT_ID", "x.onmicrosoft.com"),
+            ("AZURE_CLIENT_ID", "cid"),
+            ("AZURE_CLIENT_SECRET", SECRET),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("name = \"default\"") && !shown.contains(SECRET),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_and_token_never_appear_in_logs_pages_or_metrics() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(250, 2, |_| {}).await;
+        let (_dir, path) = config_file(&config_toml(&sim, "user_registration_details", ""));
+        let mut exporter = Exporter::start(
+            &[
+                "--config.file",
+                path.to_str().unwrap(),
+                "--log.level",
+                "trace",
+            ],
+            &[],
+        );
+        poll_until(&exporter.url("/-/ready"), "*/*", |s, _| s == 200).await;
+        let mut seen = String::new();
+        for (path, accept) in [
+            ("/metrics", "*/*"),
+            ("/metrics", "text/plain"),
+            ("/", "*/*"),
+            ("/-/ready", "*/*"),
+        ] {
+            seen.push_str(
+                &http()
+                    .get(exporter.url(path))
+                    .header("Accept", accept)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let token = sim
+            .requests()
+            .iter()
+            .find_map(|r| r.authorization.clone())
+            .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+            .expect("the exporter sent a bearer token");
+        let logs = tokio::task::spawn_blocking(move || {
+            exporter.terminate();
+            exporter.stderr()
+        })
+        .await
+        .unwrap();
+        assert!(
+            logs.contains("level=trace") || logs.contains("level=debug"),
+            "trace logging is on"
+        );
+        for (what, text) in [("logs", &logs), ("pages", &seen)] {
+            assert!(!text.contains(SECRET), "client secret in {what}");
+            assert!(!text.contains(&token), "access token in {what}");
+        }
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_registration_metrics_within_seconds() {
+    tokio::time::timeout(WAIT, async {
+        let exporter = Exporter::start(&["--demo"], &[]);
+        let (_, body) = poll_until(&exporter.url("/metrics"), "text/plain", |s, b| {
+            s == 200 && b.contains("entra_users_with_feature{")
+        })
+        .await;
+        let series = parse_exposition(&body);
+        assert!(series.keys().any(|(n, l)| n == "entra_users"
+            && l["tenant"] == "demo"
+            && l["user_type"] == "member"));
+        let landing = http()
+            .get(exporter.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(landing.contains("Demo mode"));
+    })
+    .await
+    .unwrap();
+}

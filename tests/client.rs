@@ -1,0 +1,245 @@
+//! The real Graph client against the simulator over loopback: truth for both sources,
+//! retries counted as injected, token renewal, and the error messages admins see.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use entra_mfa_exporter::app::Exporter;
+use entra_mfa_exporter::config::Config;
+use entra_mfa_exporter::exposition::{self, Format};
+use entra_mfa_exporter::graph::RetryPolicy;
+use entra_mfa_exporter::simulate::{Faults, SimReport, SimServer};
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(2),
+        ..RetryPolicy::default()
+    }
+}
+
+fn exporter(sim: &SimServer, report: &str, extra: &str) -> Exporter {
+    let config = Config::from_toml(&config_toml(sim, report, extra)).unwrap();
+    Exporter::new(&config, fast_retries())
+}
+
+fn series(e: &Exporter) -> std::collections::BTreeMap<SeriesKey, f64> {
+    parse_exposition(&exposition::encode(&e.registry(), Format::Classic))
+}
+
+fn value(
+    series: &std::collections::BTreeMap<SeriesKey, f64>,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    let key = (
+        name.to_owned(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    *series
+        .get(&key)
+        .unwrap_or_else(|| panic!("no series {key:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_and_counted() {
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(3_000, 21, |c| {
+            c.faults = Faults {
+                throttle_every: Some(4),
+                retry_after: Some(0.05),
+                server_error_every: Some(7),
+            };
+        })
+        .await;
+        let e = exporter(&sim, "user_registration_details", "page_size = 100\n");
+        let failures = e.collect_once().await;
+        assert!(failures.is_empty(), "{failures:?}");
+        let s = series(&e);
+        let expected =
+            expected_series("t1", &truth(&sim, SimReport::UserRegistrationDetails), true);
+        assert_series_eq(&only(&s, USER_FAMILIES), &expected);
+        let c = sim.counters();
+        assert!(c.throttled > 0 && c.server_errors > 0, "{c:?}");
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_retries_total",
+                &[("tenant", "t1"), ("reason", "throttled")]
+            ),
+            c.throttled as f64
+        );
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_retries_total",
+                &[("tenant", "t1"), ("reason", "server_error")]
+            ),
+            c.server_errors as f64
+        );
+        let ep = [("tenant", "t1"), ("endpoint", "userRegistrationDetails")];
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_requests_total",
+                &[ep[0], ep[1], ("code", "429")]
+            ),
+            c.throttled as f64
+        );
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_requests_total",
+                &[ep[0], ep[1], ("code", "200")]
+            ),
+            30.0
+        );
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_cached_and_renewed_before_expiry() {
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(200, 1, |c| c.token_lifetime = Duration::from_secs(2)).await;
+        let e = exporter(&sim, "user_registration_details", "page_size = 50\n");
+        assert!(e.collect_once().await.is_empty());
+        assert!(e.collect_once().await.is_empty());
+        assert_eq!(sim.counters().token_requests, 1, "a valid token is reused");
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        assert!(e.collect_once().await.is_empty());
+        assert_eq!(
+            sim.counters().token_requests,
+            2,
+            "an expiring token is renewed"
+        );
+        assert_eq!(
+            sim.counters().unauthorized,
+            0,
+            "renewed before Graph rejected it"
+        );
+        let s = series(&e);
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_token_requests_total",
+                &[("tenant", "t1"), ("result", "success")]
+            ),
+            2.0
+        );
+        // every request carried the evolvable-enum header and a correlation id
+        for r in sim
+            .requests()
+            .iter()
+            .filter(|r| r.path_and_query.contains("userRegistrationDetails"))
+        {
+            assert_eq!(r.prefer.as_deref(), Some("include-unknown-enum-members"));
+            assert_eq!(r.client_request_id.as_deref().map(str::len), Some(36));
+        }
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licence_and_permission_403s_explain_the_fix() {
+    tokio::time::timeout(WAIT, async {
+        let unlicensed = start_sim(10, 1, |c| c.tenants[0].licensed = false).await;
+        let e = exporter(&unlicensed, "user_registration_details", "");
+        let failures = e.collect_once().await;
+        assert_eq!(failures.len(), 1);
+        assert!(
+            failures[0]
+                .2
+                .contains("no Microsoft Entra ID P1 or P2 licence"),
+            "{}",
+            failures[0].2
+        );
+        assert!(failures[0].2.contains("request-id"), "{}", failures[0].2);
+
+        let no_role = start_sim(10, 1, |c| {
+            c.tenants[0].roles = vec!["AuditLog.Read.All".into()]
+        })
+        .await;
+        let e = exporter(&no_role, "credential_user_registration_details", "");
+        let failures = e.collect_once().await;
+        assert!(
+            failures[0]
+                .2
+                .contains("Application permissions ▸ Reports.Read.All"),
+            "{}",
+            failures[0].2
+        );
+        assert!(
+            failures[0].2.contains("Grant admin consent"),
+            "{}",
+            failures[0].2
+        );
+        let s = series(&e);
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_report_up",
+                &[
+                    ("tenant", "t1"),
+                    ("report", "credential_user_registration_details")
+                ]
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_report_refreshes_total",
+                &[
+                    ("tenant", "t1"),
+                    ("report", "credential_user_registration_details"),
+                    ("result", "error")
+                ]
+            ),
+            1.0
+        );
+        unlicensed.shutdown().await;
+        no_role.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_is_a_token_error_with_a_hint() {
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(10, 1, |_| {}).await;
+        let text =
+            config_toml(&sim, "user_registration_details", "").replace(SECRET, "not-the-secret");
+        let e = Exporter::new(&Config::from_toml(&text).unwrap(), fast_retries());
+        let failures = e.collect_once().await;
+        let msg = &failures[0].2;
+        assert!(
+            msg.contains("AADSTS7000215") && msg.contains("not its Secret ID"),
+            "{msg}"
+        );
+        assert!(!msg.contains("not-the-secret"));
+        let s = series(&e);
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_token_requests_total",
+                &[("tenant", "t1"), ("result", "error")]
+            ),
+            1.0
+        );
+        assert_eq!(sim.counters().graph_requests, 0);
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}

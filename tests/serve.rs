@@ -1,0 +1,97 @@
+//! Serve mode end to end: the real binary polls the simulator in the background and
+//! serves what it collected; every `entra_users*` series equals the simulator's truth.
+
+mod common;
+
+use common::*;
+use entra_mfa_exporter::simulate::SimReport;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_truth_in_both_formats_and_stops_on_sigterm() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(2_345, 5, |_| {}).await;
+        let (_dir, path) = config_file(&config_toml(&sim, "user_registration_details", "page_size = 120\nrefresh_interval = \"30s\"\n"));
+        let mut exporter = Exporter::start(&["--config.file", path.to_str().unwrap()], &[]);
+
+        // Not ready until the first refresh finished; then ready.
+        poll_until(&exporter.url("/-/ready"), "*/*", |s, _| s == 200).await;
+        let expected = expected_series("t1", &truth(&sim, SimReport::UserRegistrationDetails), true);
+
+        // OpenMetrics by default (Prometheus' own Accept header), ending in # EOF.
+        let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let resp = http().get(exporter.url("/metrics")).header("Accept", prom_accept).send().await.unwrap();
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text; version=1.0.0"));
+        let om = resp.text().await.unwrap();
+        assert!(om.ends_with("# EOF\n"), "OpenMetrics must end with # EOF");
+        assert_series_eq(&only(&parse_exposition(&om), USER_FAMILIES), &expected);
+
+        // Classic text when only text/plain is accepted.
+        let resp = http().get(exporter.url("/metrics")).header("Accept", "text/plain").send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+        let classic = resp.text().await.unwrap();
+        assert!(!classic.contains("# EOF"));
+        assert!(classic.contains("# TYPE entra_exporter_graph_requests_total counter"));
+        assert_series_eq(&only(&parse_exposition(&classic), USER_FAMILIES), &expected);
+
+        // Landing page, health, 404, 405.
+        let landing = http().get(exporter.url("/")).send().await.unwrap().text().await.unwrap();
+        assert!(landing.contains("t1") && landing.contains("user_registration_details") && landing.contains(">up<"), "{landing}");
+        assert_eq!(http().get(exporter.url("/-/healthy")).send().await.unwrap().status(), 200);
+        assert_eq!(http().get(exporter.url("/nope")).send().await.unwrap().status(), 404);
+        let post = http().post(exporter.url("/metrics")).send().await.unwrap();
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET, HEAD");
+        let head = http().head(exporter.url("/metrics")).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+
+        // A scrape never calls Graph.
+        let before = sim.counters().graph_requests;
+        for _ in 0..5 {
+            http().get(exporter.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        }
+        assert_eq!(sim.counters().graph_requests, before);
+
+        let status = tokio::task::spawn_blocking(move || {
+            let status = exporter.terminate();
+            (status, exporter.stderr())
+        })
+        .await
+        .unwrap();
+        assert!(status.0.success(), "exit {:?}; stderr:\n{}", status.0, status.1);
+        assert!(status.1.contains("shutting down"));
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tenant_does_not_blank_another() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(300, 9, |_| {}).await;
+        // A second tenant with a wrong secret fails every refresh; the good one is unaffected.
+        let url = sim.base_url();
+        let text = format!(
+            "{}\n[[tenants]]\nname = \"broken\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"wrong\"\ngraph_url = \"{url}\"\nlogin_url = \"{url}\"\n",
+            config_toml(&sim, "user_registration_details", "")
+        );
+        let (_dir, path) = config_file(&text);
+        let exporter = Exporter::start(&["--config.file", path.to_str().unwrap()], &[]);
+        poll_until(&exporter.url("/-/ready"), "*/*", |s, _| s == 200).await;
+        let (_, body) = poll_until(&exporter.url("/metrics"), "text/plain", |_, b| b.contains("report_up{tenant=\"broken\"")).await;
+        let series = parse_exposition(&body);
+        let up = |t: &str| {
+            series[&("entra_exporter_report_up".to_owned(), [("tenant", t), ("report", "user_registration_details")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())]
+        };
+        assert_eq!(up("t1"), 1.0);
+        assert_eq!(up("broken"), 0.0);
+        assert!(!series.keys().any(|(n, l)| n == "entra_users" && l["tenant"] == "broken"));
+        let landing = http().get(exporter.url("/")).send().await.unwrap().text().await.unwrap();
+        assert!(landing.contains("AADSTS7000215") && landing.contains("Secret ID"), "{landing}");
+        assert!(!landing.contains("wrong\""));
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
