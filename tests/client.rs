@@ -243,3 +243,99 @@ async fn wrong_secret_is_a_token_error_with_a_hint() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_keeps_the_last_good_snapshot() {
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(900, 8, |_| {}).await;
+        let e = exporter(&sim, "user_registration_details", "page_size = 100\n");
+        assert!(e.collect_once().await.is_empty());
+        let good = series(&e);
+        let labels = [("tenant", "t1"), ("report", "user_registration_details")];
+        let last_success = value(
+            &good,
+            "entra_exporter_report_last_success_timestamp_seconds",
+            &labels,
+        );
+
+        // The tenant loses its licence: the next refresh fails.
+        assert!(sim.set_licensed(TENANT_ID, false));
+        let failures = e.collect_once().await;
+        assert_eq!(failures.len(), 1);
+        let after = series(&e);
+        assert_eq!(
+            only(&after, USER_FAMILIES),
+            only(&good, USER_FAMILIES),
+            "the last good snapshot stays"
+        );
+        assert_eq!(value(&after, "entra_exporter_report_up", &labels), 0.0);
+        assert_eq!(
+            value(
+                &after,
+                "entra_exporter_report_last_success_timestamp_seconds",
+                &labels
+            ),
+            last_success
+        );
+        assert_eq!(
+            value(&after, "entra_exporter_report_records", &labels),
+            900.0
+        );
+
+        // Licence back: the next refresh publishes again.
+        sim.set_licensed(TENANT_ID, true);
+        assert!(e.collect_once().await.is_empty());
+        let again = series(&e);
+        assert_eq!(value(&again, "entra_exporter_report_up", &labels), 1.0);
+        assert!(
+            value(
+                &again,
+                "entra_exporter_report_last_success_timestamp_seconds",
+                &labels
+            ) >= last_success
+        );
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_page_publishes_nothing() {
+    // A Graph root that answers the first page with a nextLink and the second with
+    // truncated JSON: the refresh fails as a whole and no partial count is exported.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(10, 1, |_| {}).await; // token endpoint only
+        let graph = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let graph_url = format!("http://{}", graph.local_addr().unwrap());
+        let next = format!("{graph_url}/v1.0/reports/authenticationMethods/userRegistrationDetails?$skiptoken=p2");
+        let server = tokio::spawn(async move {
+            for page in 0..2 {
+                let (mut sock, _) = graph.accept().await.unwrap();
+                let mut buf = vec![0u8; 8192];
+                let _ = sock.read(&mut buf).await.unwrap();
+                let body = if page == 0 {
+                    format!(r#"{{"@odata.nextLink":"{next}","value":[{{"userType":"member","isAdmin":false,"isMfaCapable":true}}]}}"#)
+                } else {
+                    r#"{"value":[{"userType":"member","isAdmin":false"#.to_owned()
+                };
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                sock.write_all(resp.as_bytes()).await.unwrap();
+            }
+        });
+        let text = config_toml(&sim, "user_registration_details", "")
+            .replacen(&format!("graph_url = \"{}\"", sim.base_url()), &format!("graph_url = \"{graph_url}\""), 1);
+        let e = Exporter::new(&Config::from_toml(&text).unwrap(), fast_retries());
+        let failures = e.collect_once().await;
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].2.contains("page 2") && failures[0].2.contains("malformed"), "{}", failures[0].2);
+        let s = series(&e);
+        assert!(only(&s, USER_FAMILIES).is_empty(), "nothing partial is exported");
+        assert_eq!(value(&s, "entra_exporter_report_up", &[("tenant", "t1"), ("report", "user_registration_details")]), 0.0);
+        server.await.unwrap();
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}

@@ -4,6 +4,7 @@
 
 use hyper::Method;
 
+use super::SimReport;
 use super::base64;
 use super::dates::{inner_error_date, now_unix};
 use super::faults::{Injected, retry_after_value};
@@ -14,7 +15,6 @@ use super::rng::hash_bytes;
 use super::rows::{Prop, RowWriter, Source, parse_select};
 use super::server::{Ctx, Reply, State};
 use super::token::Lookup;
-use super::{SimReport, SimTenant};
 
 /// Page size when `$top` is absent.
 const DEFAULT_TOP: u64 = 100;
@@ -178,7 +178,6 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         Ok(g) => g,
         Err(reply) => return reply,
     };
-    let config: &SimTenant = &state.config.tenants[grant.tenant];
     let needed = match source.report() {
         SimReport::UserRegistrationDetails => "AuditLog.Read.All",
         SimReport::CredentialUserRegistrationDetails => "Reports.Read.All",
@@ -196,7 +195,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
             &format!("Calling principal does not have required MSGraph permissions {needed}"),
         );
     }
-    if !config.licensed {
+    if !state.licensed[grant.tenant].load(std::sync::atomic::Ordering::SeqCst) {
         return error(
             ctx,
             403,

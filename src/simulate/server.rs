@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,9 @@ pub(crate) struct State {
     pub(crate) base_url: String,
     pub(crate) tokens: TokenStore,
     pub(crate) faults: FaultPlan,
+    /// Per tenant: whether it holds a P1/P2 licence now (starts from the config and can
+    /// be switched at run time to simulate licence loss).
+    pub(crate) licensed: Vec<AtomicBool>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counters: Mutex<SimCounters>,
     truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
@@ -134,8 +138,14 @@ impl SimServer {
             .iter()
             .map(|t| Tenant::new(&t.tenant_id, t.seed, t.users, t.drift))
             .collect();
+        let licensed = config
+            .tenants
+            .iter()
+            .map(|t| AtomicBool::new(t.licensed))
+            .collect();
         let state = Arc::new(State {
             faults: FaultPlan::new(config.faults.clone()),
+            licensed,
             config,
             tenants,
             base_url: format!("http://{host}"),
@@ -206,6 +216,22 @@ impl SimServer {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Grants or withdraws a tenant's P1/P2 licence from now on (licence loss: every
+    /// report route answers 403). Returns false for an unknown tenant.
+    pub fn set_licensed(&self, tenant_id: &str, licensed: bool) -> bool {
+        let Some(i) = self
+            .state
+            .config
+            .tenants
+            .iter()
+            .position(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
+        else {
+            return false;
+        };
+        self.state.licensed[i].store(licensed, Ordering::SeqCst);
+        true
     }
 
     /// Totals since start.
