@@ -108,12 +108,13 @@ async fn throttling_and_server_errors_are_retried_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_cached_and_renewed_before_expiry() {
     tokio::time::timeout(WAIT, async {
-        let sim = start_sim(200, 1, |c| c.token_lifetime = Duration::from_secs(2)).await;
+        // 3 s tokens are renewed after 2.4 s: room for two quick walks on a slow machine.
+        let sim = start_sim(200, 1, |c| c.token_lifetime = Duration::from_secs(3)).await;
         let e = exporter(&sim, "user_registration_details", "page_size = 50\n");
         assert!(e.collect_once().await.is_empty());
         assert!(e.collect_once().await.is_empty());
         assert_eq!(sim.counters().token_requests, 1, "a valid token is reused");
-        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         assert!(e.collect_once().await.is_empty());
         assert_eq!(
             sim.counters().token_requests,
