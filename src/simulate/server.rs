@@ -169,6 +169,15 @@ impl SimServer {
         self.addr
     }
 
+    /// The index of the tenant with `tenant_id` (compared case-insensitively, as Entra does).
+    fn tenant_index(&self, tenant_id: &str) -> Option<usize> {
+        self.state
+            .config
+            .tenants
+            .iter()
+            .position(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
+    }
+
     /// `http://HOST:PORT`, no trailing slash: both the Graph and the login base URL.
     pub fn base_url(&self) -> String {
         self.state.base_url.clone()
@@ -177,13 +186,7 @@ impl SimServer {
     /// The counts implied by the rows a full walk of `report` started now would return
     /// (with `Prefer: include-unknown-enum-members`). Empty for an unknown tenant.
     pub fn truth(&self, tenant_id: &str, report: SimReport) -> RegistrationTruth {
-        let Some(index) = self
-            .state
-            .config
-            .tenants
-            .iter()
-            .position(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
-        else {
+        let Some(index) = self.tenant_index(tenant_id) else {
             return RegistrationTruth::default();
         };
         let tenant = &self.state.tenants[index];
@@ -221,13 +224,7 @@ impl SimServer {
     /// Grants or withdraws a tenant's P1/P2 licence from now on (licence loss: every
     /// report route answers 403). Returns false for an unknown tenant.
     pub fn set_licensed(&self, tenant_id: &str, licensed: bool) -> bool {
-        let Some(i) = self
-            .state
-            .config
-            .tenants
-            .iter()
-            .position(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
-        else {
+        let Some(i) = self.tenant_index(tenant_id) else {
             return false;
         };
         self.state.licensed[i].store(licensed, Ordering::SeqCst);
