@@ -32,6 +32,19 @@ pub fn guid() -> String {
     )
 }
 
+/// An error and its sources, joined by `: ` (reqwest hides the useful part, such as
+/// "connection refused", in the source chain).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,3 +340,53 @@ async fn a_malformed_page_publishes_nothing() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_failures_are_retried_then_reported() {
+    tokio::time::timeout(WAIT, async {
+        let sim = start_sim(10, 1, |_| {}).await; // token endpoint only
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed); // nothing listens there now: connection refused
+        let text = config_toml(&sim, "user_registration_details", "").replacen(
+            &format!("graph_url = \"{}\"", sim.base_url()),
+            &format!("graph_url = \"{dead_url}\""),
+            1,
+        );
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..fast_retries()
+        };
+        let e = Exporter::new(&Config::from_toml(&text).unwrap(), policy);
+        let failures = e.collect_once().await;
+        let msg = &failures[0].2;
+        assert!(
+            msg.contains("gave up after 3 attempts") && msg.contains("request to Graph failed"),
+            "{msg}"
+        );
+        let s = series(&e);
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_retries_total",
+                &[("tenant", "t1"), ("reason", "network")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &s,
+                "entra_exporter_graph_requests_total",
+                &[
+                    ("tenant", "t1"),
+                    ("endpoint", "userRegistrationDetails"),
+                    ("code", "error")
+                ]
+            ),
+            3.0
+        );
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}

@@ -153,28 +153,10 @@ fn transport(e: &reqwest::Error) -> TokenError {
     TokenError {
         status: 0,
         error: "network".into(),
-        // reqwest's message names the URL (tenant and host, no secret).
-        description: e.without_url_display(),
+        // reqwest's message names the token URL: host and tenant, no secret.
+        description: crate::util::error_chain(e),
         codes: vec![],
         hint: None,
-    }
-}
-
-/// reqwest errors show the URL; keep the message short and free of query strings.
-trait ShortDisplay {
-    fn without_url_display(&self) -> String;
-}
-
-impl ShortDisplay for reqwest::Error {
-    fn without_url_display(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        msg
     }
 }
 

@@ -251,14 +251,7 @@ fn transport_error(e: &reqwest::Error) -> GraphError {
     if e.is_timeout() {
         return GraphError::Timeout;
     }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    GraphError::Transport(msg)
+    GraphError::Transport(util::error_chain(e))
 }
 
 /// `Retry-After` as seconds (fractional allowed, graph-api.md §7.6) or an HTTP date.
