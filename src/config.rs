@@ -243,10 +243,11 @@ impl Config {
         let mut raw: RawFile = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
-        if raw.tenants.is_empty() && sources.use_env {
-            if let Some(tenant) = azure_env_tenant(&|k| std::env::var(k).ok()) {
-                raw.tenants.push(tenant);
-            }
+        if raw.tenants.is_empty()
+            && sources.use_env
+            && let Some(tenant) = azure_env_tenant(&|k| std::env::var(k).ok())
+        {
+            raw.tenants.push(tenant);
         }
         if raw.tenants.is_empty() {
             return Err(ConfigError::Invalid(vec![
@@ -284,12 +285,13 @@ fn azure_env_tenant(var: &dyn Fn(&str) -> Option<String>) -> Option<RawTenant> {
         certificate_file: var("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
         ..RawTenant::default()
     };
-    if tenant.client_secret.is_none() && tenant.certificate_file.is_none() {
-        if let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE") {
-            tenant.auth = Some("workload_identity".into());
-            tenant.federated_token_file = Some(file.into());
-            tenant.login_url = var("AZURE_AUTHORITY_HOST");
-        }
+    if tenant.client_secret.is_none()
+        && tenant.certificate_file.is_none()
+        && let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE")
+    {
+        tenant.auth = Some("workload_identity".into());
+        tenant.federated_token_file = Some(file.into());
+        tenant.login_url = var("AZURE_AUTHORITY_HOST");
     }
     Some(tenant)
 }

@@ -120,13 +120,13 @@ fn fix_help_names(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::with_capacity(text.len() + 256);
     for (i, line) in lines.iter().enumerate() {
-        if let (Some(help), Some(next)) = (line.strip_prefix("# HELP "), lines.get(i + 1)) {
-            if let Some(ty) = next.strip_prefix("# TYPE ") {
-                let type_name = ty.split(' ').next().unwrap_or("");
-                let help_text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
-                out.push_str(&format!("# HELP {type_name} {help_text}\n"));
-                continue;
-            }
+        if let (Some(help), Some(next)) = (line.strip_prefix("# HELP "), lines.get(i + 1))
+            && let Some(ty) = next.strip_prefix("# TYPE ")
+        {
+            let type_name = ty.split(' ').next().unwrap_or("");
+            let help_text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
+            out.push_str(&format!("# HELP {type_name} {help_text}\n"));
+            continue;
         }
         out.push_str(line);
         out.push('\n');

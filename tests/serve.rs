@@ -10,7 +10,7 @@ use entra_mfa_exporter::simulate::SimReport;
 async fn serves_truth_in_both_formats_and_stops_on_sigterm() {
     tokio::time::timeout(WAIT * 2, async {
         let sim = start_sim(2_345, 5, |_| {}).await;
-        let (_dir, path) = config_file(&config_toml(&sim, "user_registration_details", "page_size = 120\nrefresh_interval = \"30s\"\n"));
+        let (_dir, path) = config_file(&config_toml(&sim, "user_registration_details", "page_size = 60\n"));
         let mut exporter = Exporter::start(&["--config.file", path.to_str().unwrap()], &[]);
 
         // Not ready until the first refresh finished; then ready.
@@ -90,6 +90,34 @@ async fn a_failing_tenant_does_not_blank_another() {
         let landing = http().get(exporter.url("/")).send().await.unwrap().text().await.unwrap();
         assert!(landing.contains("AADSTS7000215") && landing.contains("Secret ID"), "{landing}");
         assert!(!landing.contains("wrong\""));
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_legacy_source_as_its_truth() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(2_400, 13, |_| {}).await;
+        // 40 pages of 60 rows.
+        let (_dir, path) = config_file(&config_toml(
+            &sim,
+            "credential_user_registration_details",
+            "page_size = 60\n",
+        ));
+        let exporter = Exporter::start(&["--config.file", path.to_str().unwrap()], &[]);
+        poll_until(&exporter.url("/-/ready"), "*/*", |s, _| s == 200).await;
+        let expected = expected_series(
+            "t1",
+            &truth(&sim, SimReport::CredentialUserRegistrationDetails),
+            false,
+        );
+        for accept in ["application/openmetrics-text", "text/plain"] {
+            let (_, body) = poll_until(&exporter.url("/metrics"), accept, |s, _| s == 200).await;
+            assert_series_eq(&only(&parse_exposition(&body), USER_FAMILIES), &expected);
+        }
+        assert_eq!(sim.counters().graph_requests, 40);
         sim.shutdown().await;
     })
     .await

@@ -73,10 +73,10 @@ impl TokenSource {
     /// A valid access token, from the cache or freshly requested.
     pub async fn token(&self) -> Result<Secret, TokenError> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
-            if Instant::now() < c.renew_at {
-                return Ok(c.token.clone());
-            }
+        if let Some(c) = cache.as_ref()
+            && Instant::now() < c.renew_at
+        {
+            return Ok(c.token.clone());
         }
         let fresh = self.request().await;
         self.metrics

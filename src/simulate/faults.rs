@@ -34,7 +34,7 @@ impl FaultPlan {
     /// same request.
     pub(crate) fn next(&self) -> Option<Injected> {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let hits = |every: Option<u32>| matches!(every, Some(k) if k > 0 && n % u64::from(k) == 0);
+        let hits = |every: Option<u32>| matches!(every, Some(k) if k > 0 && n.is_multiple_of(u64::from(k)));
         if hits(self.faults.throttle_every) {
             Some(Injected::Throttle(self.faults.retry_after))
         } else if hits(self.faults.server_error_every) {

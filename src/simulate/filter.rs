@@ -78,10 +78,10 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
                     }
                 }
                 // `microsoft.graph.registrationAuthMethod'email'`: a qualified enum literal.
-                if let Some(Tok::Ident(prev)) = out.last() {
-                    if prev.contains('.') {
-                        out.pop();
-                    }
+                if let Some(Tok::Ident(prev)) = out.last()
+                    && prev.contains('.')
+                {
+                    out.pop();
                 }
                 out.push(Tok::Str(s));
             }

@@ -445,10 +445,10 @@ impl Page<'_> {
         while index < tenant.users && written < top && index < scan_end {
             let user = tenant.user(index, start.dataset_time);
             index += 1;
-            if let Some(f) = &filter {
-                if !filter::matches(f, tenant, &user) {
-                    continue;
-                }
+            if let Some(f) = &filter
+                && !filter::matches(f, tenant, &user)
+            {
+                continue;
             }
             if written > 0 {
                 rows.push(',');

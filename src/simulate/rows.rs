@@ -362,11 +362,11 @@ impl RowWriter<'_> {
                 push_str(out, map(m), false);
             }
         }
-        if u.duplicate_method {
-            if let Some(m) = items.first() {
-                out.push(',');
-                push_str_escaping_one(out, map(m), 1);
-            }
+        if u.duplicate_method
+            && let Some(m) = items.first()
+        {
+            out.push(',');
+            push_str_escaping_one(out, map(m), 1);
         }
         out.push(']');
     }

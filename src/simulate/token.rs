@@ -355,15 +355,15 @@ fn check_assertion(kind: Option<&str>, assertion: &str, client_id: &str) -> Resu
     if !certificate && !federated {
         return Err(invalid("issuer, subject or audience do not match"));
     }
-    if let Some(exp) = claims.get("exp").and_then(|v| v.as_i64()) {
-        if exp < now_unix() {
-            return Err(err(
-                401,
-                "invalid_client",
-                700_024,
-                "Client assertion is not within its valid time range.",
-            ));
-        }
+    if let Some(exp) = claims.get("exp").and_then(|v| v.as_i64())
+        && exp < now_unix()
+    {
+        return Err(err(
+            401,
+            "invalid_client",
+            700_024,
+            "Client assertion is not within its valid time range.",
+        ));
     }
     Ok(())
 }
