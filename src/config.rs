@@ -321,6 +321,10 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
         }),
         None => DEFAULT_REFRESH_INTERVAL,
     };
+    // Parsed once: a mistake here is the top level's, not every tenant's.
+    let top_overrides = parse_overrides(raw.report_refresh_intervals.as_ref(), &mut |key, msg| {
+        problems.push(top(key, msg.to_owned()))
+    });
 
     for (index, t) in raw.tenants.iter().enumerate() {
         let label = match &t.name {
@@ -459,30 +463,11 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
             }),
             None => top_interval,
         };
-        let mut overrides = BTreeMap::new();
-        for (key, table) in [
-            (
-                "report_refresh_intervals",
-                raw.report_refresh_intervals.as_ref(),
-            ),
-            (
-                "report_refresh_intervals",
-                t.report_refresh_intervals.as_ref(),
-            ),
-        ] {
-            for (report, value) in table.into_iter().flatten() {
-                let Some(kind) = ReportKind::from_name(report) else {
-                    bad(&format!("{key}.{report}"), "is not a known report name");
-                    continue;
-                };
-                match parse_interval(value) {
-                    Ok(d) => {
-                        overrides.insert(kind, d);
-                    }
-                    Err(m) => bad(&format!("{key}.{report}"), &m),
-                }
-            }
-        }
+        let mut overrides = top_overrides.clone();
+        overrides.extend(parse_overrides(
+            t.report_refresh_intervals.as_ref(),
+            &mut bad,
+        ));
 
         let report_names = t
             .reports
@@ -602,6 +587,28 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// A `report_refresh_intervals` table: report name ▸ interval.
+fn parse_overrides(
+    table: Option<&BTreeMap<String, String>>,
+    bad: &mut impl FnMut(&str, &str),
+) -> BTreeMap<ReportKind, Duration> {
+    let mut out = BTreeMap::new();
+    for (report, value) in table.into_iter().flatten() {
+        let key = format!("report_refresh_intervals.{report}");
+        let Some(kind) = ReportKind::from_name(report) else {
+            bad(&key, "is not a known report name");
+            continue;
+        };
+        match parse_interval(value) {
+            Ok(d) => {
+                out.insert(kind, d);
+            }
+            Err(m) => bad(&key, &m),
+        }
+    }
+    out
 }
 
 fn check_enum_list(

@@ -47,6 +47,33 @@ fn top_level_settings_are_tenant_defaults_and_tenants_override() {
 }
 
 #[test]
+fn report_interval_overrides_are_checked_where_they_are_written() {
+    let e = err(&format!(
+        "[report_refresh_intervals]\nbogus = \"1h\"\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("top level: report_refresh_intervals.bogus"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}[tenants.report_refresh_intervals]\nuser_registration_details = \"x\"\n"
+    ));
+    assert!(
+        e.contains("tenants[0]): report_refresh_intervals.user_registration_details"),
+        "{e}"
+    );
+    let c = Config::from_toml(&format!(
+        "[report_refresh_intervals]\nuser_registration_details = \"2h\"\n{MINIMAL}\
+         [tenants.report_refresh_intervals]\nuser_registration_details = \"3h\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.tenants[0].reports[0].refresh_interval,
+        Duration::from_secs(3 * 3600)
+    );
+}
+
+#[test]
 fn every_cloud_has_matching_hosts() {
     for (cloud, graph, login) in [
         (
