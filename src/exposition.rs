@@ -73,59 +73,35 @@ pub fn encode(registry: &Registry, format: Format) -> String {
 /// named `<name>_info`, `# UNIT`, `_created` samples and `# EOF` go.
 pub fn to_classic(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
-    let mut family = String::new();
-    let mut kind = "";
+    // prometheus-client writes HELP before TYPE; the HELP text waits for the TYPE
+    // line, which decides the classic family name.
+    let mut help: Option<&str> = None;
+    // `_created` samples of the current counter family, to drop.
+    let mut created: Option<String> = None;
     for line in om.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').map_or("", |(_, text)| text));
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, t) = rest.split_once(' ').unwrap_or((rest, "untyped"));
-            family = name.to_owned();
-            kind = match t {
-                "counter" => "counter",
-                "info" => "info",
-                "gauge" => "gauge",
-                "histogram" => "histogram",
-                "summary" => "summary",
-                _ => "untyped",
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (classic_name, classic_kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
+                _ => (name.to_owned(), "untyped"),
             };
-            let (name, t) = classic_family(name, kind);
-            out.push_str(&format!("# TYPE {name} {t}\n"));
+            created = (kind == "counter").then(|| format!("{name}_created"));
+            if let Some(text) = help.take() {
+                out.push_str(&format!("# HELP {classic_name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {classic_name} {classic_kind}\n"));
             continue;
         }
-        if kind == "counter" && line.starts_with(&format!("{family}_created")) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    // HELP lines come before TYPE and were passed through; name them after their TYPE.
-    fix_help_names(&out)
-}
-
-fn classic_family(name: &str, kind: &str) -> (String, &'static str) {
-    match kind {
-        "counter" => (format!("{name}_total"), "counter"),
-        "info" => (format!("{name}_info"), "gauge"),
-        "gauge" => (name.to_owned(), "gauge"),
-        "histogram" => (name.to_owned(), "histogram"),
-        "summary" => (name.to_owned(), "summary"),
-        _ => (name.to_owned(), "untyped"),
-    }
-}
-
-/// Renames each `# HELP x` to the name of the `# TYPE` line that follows it.
-fn fix_help_names(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = String::with_capacity(text.len() + 256);
-    for (i, line) in lines.iter().enumerate() {
-        if let (Some(help), Some(next)) = (line.strip_prefix("# HELP "), lines.get(i + 1))
-            && let Some(ty) = next.strip_prefix("# TYPE ")
-        {
-            let type_name = ty.split(' ').next().unwrap_or("");
-            let help_text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
-            out.push_str(&format!("# HELP {type_name} {help_text}\n"));
+        if created.as_deref().is_some_and(|c| line.starts_with(c)) {
             continue;
         }
         out.push_str(line);

@@ -171,10 +171,9 @@ impl GraphClient {
                 let status = resp.status().as_u16();
                 let header_id = header(&resp, "request-id");
                 let retry_after = header(&resp, "retry-after").and_then(|v| parse_retry_after(&v));
-                match read_body(resp, self.policy.max_body_bytes).await {
-                    Ok(body) => Ok((status, header_id, retry_after, body)),
-                    Err(e) => Err(e),
-                }
+                read_body(resp, self.policy.max_body_bytes)
+                    .await
+                    .map(|body| (status, header_id, retry_after, body))
             }
             Err(e) => Err(transport_error(&e)),
         };
