@@ -3,7 +3,7 @@
 //! Pure: no clock, no I/O. Both registration sources fold into [`RegistrationCounts`];
 //! the label conventions (design.md, "Metrics") live here and only here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `user_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -185,6 +185,54 @@ pub struct UserFacts<'a> {
     pub preferred: Option<&'a str>,
 }
 
+/// The opt-in list of admins who are not MFA capable (`entra_admin_without_mfa_info`).
+///
+/// Bounded: it keeps the `cap` alphabetically first user principal names, so the listed
+/// set does not depend on page order and stays the same between refreshes of the same
+/// data; `total` says how many there were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminList {
+    /// Most names listed (`max_listed_admins`).
+    pub cap: usize,
+    /// The listed user principal names, sorted.
+    pub listed: BTreeSet<String>,
+    /// Admins without MFA seen, listed or not.
+    pub total: u64,
+}
+
+impl AdminList {
+    /// An empty list keeping at most `cap` names.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            listed: BTreeSet::new(),
+            total: 0,
+        }
+    }
+
+    /// Adds one admin who is not MFA capable.
+    pub fn add(&mut self, user_principal_name: Option<&str>) {
+        self.total += 1;
+        let Some(upn) = user_principal_name.filter(|u| !u.is_empty()) else {
+            return;
+        };
+        if self.listed.len() >= self.cap {
+            match self.listed.last() {
+                Some(last) if upn < last.as_str() => {
+                    self.listed.pop_last();
+                }
+                _ => return,
+            }
+        }
+        self.listed.insert(upn.to_owned());
+    }
+
+    /// Whether the cap left names out.
+    pub fn is_cut(&self) -> bool {
+        self.total > self.listed.len() as u64
+    }
+}
+
 /// The counts of one registration report for one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationCounts {
@@ -192,6 +240,8 @@ pub struct RegistrationCounts {
     pub source: Source,
     /// Counts per `(user_type, role)`.
     pub groups: BTreeMap<(UserType, Role), GroupCounts>,
+    /// Admins without MFA, when the tenant opted in (`admins_without_mfa`).
+    pub admins_without_mfa: Option<AdminList>,
 }
 
 impl RegistrationCounts {
@@ -200,6 +250,7 @@ impl RegistrationCounts {
         Self {
             source,
             groups: BTreeMap::new(),
+            admins_without_mfa: None,
         }
     }
 
@@ -370,6 +421,30 @@ mod tests {
         assert_eq!(g.methods["a"], 3);
         assert_eq!(g.methods["m19"], 1);
         assert_eq!(g.methods["g"], 1);
+    }
+
+    #[test]
+    fn admin_list_keeps_the_first_names_and_counts_all() {
+        let mut l = AdminList::new(2);
+        for upn in [
+            Some("c@x"),
+            Some("a@x"),
+            None,
+            Some("d@x"),
+            Some("b@x"),
+            Some(""),
+        ] {
+            l.add(upn);
+        }
+        assert_eq!(l.total, 6);
+        assert_eq!(l.listed.iter().collect::<Vec<_>>(), ["a@x", "b@x"]);
+        assert!(l.is_cut());
+        let mut l = AdminList::new(5);
+        l.add(Some("a@x"));
+        assert!(!l.is_cut());
+        let mut l = AdminList::new(0);
+        l.add(Some("a@x"));
+        assert!(l.listed.is_empty() && l.is_cut());
     }
 
     #[test]

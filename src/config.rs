@@ -487,10 +487,6 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
                         ReportKind::ALL.map(ReportKind::name).join(", ")
                     ),
                 ),
-                Some(kind) if !kind.is_implemented() => bad(
-                    "reports",
-                    &format!("report `{r}` is not supported by this version yet"),
-                ),
                 Some(kind) if reports.iter().any(|c| c.kind == kind) => {
                     bad("reports", &format!("report `{r}` is listed twice"));
                 }
@@ -558,6 +554,21 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
             &mut bad,
         );
 
+        let admins_without_mfa = t
+            .admins_without_mfa
+            .or(raw.admins_without_mfa)
+            .unwrap_or(false);
+        if admins_without_mfa
+            && !reports
+                .iter()
+                .any(|r| r.kind == ReportKind::UserRegistrationDetails)
+        {
+            bad(
+                "admins_without_mfa",
+                "needs the user_registration_details report (the list is read from its isAdmin and isMfaCapable); add it to `reports`",
+            );
+        }
+
         if let Some(credential) = credential {
             tenants.push(TenantConfig {
                 name,
@@ -574,10 +585,7 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
                 usage_period,
                 summary_user_types,
                 summary_user_roles,
-                admins_without_mfa: t
-                    .admins_without_mfa
-                    .or(raw.admins_without_mfa)
-                    .unwrap_or(false),
+                admins_without_mfa,
                 max_listed_admins: t.max_listed_admins.or(raw.max_listed_admins).unwrap_or(100),
             });
         }

@@ -156,6 +156,9 @@ struct SimulateArgs {
     /// Simulate a tenant without an Entra ID P1/P2 licence.
     #[arg(long)]
     unlicensed: bool,
+    /// Serve usersRegisteredByFeature/Method to app-only tokens (real Graph refuses them).
+    #[arg(long)]
+    app_only_summaries: bool,
 }
 
 fn main() -> ExitCode {
@@ -303,12 +306,14 @@ fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
     let url = sim.base_url();
     let reports: Vec<String> = ReportKind::ALL
         .iter()
-        .filter(|r| r.is_implemented() && **r != ReportKind::CredentialUserRegistrationDetails)
+        // Every report but the legacy registration source, which feeds the same families.
+        .filter(|r| **r != ReportKind::CredentialUserRegistrationDetails)
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let text = format!(
         "refresh_interval = {DEMO_REFRESH:?}\n[[tenants]]\nname = \"demo\"\ntenant_id = {:?}\nclient_id = {:?}\n\
-         client_secret = {:?}\ngraph_url = {url:?}\nlogin_url = {url:?}\nreports = [{}]\n",
+         client_secret = {:?}\ngraph_url = {url:?}\nlogin_url = {url:?}\nreports = [{}]\n\
+         admins_without_mfa = true\n",
         simulate::DEMO_TENANT_ID,
         simulate::DEMO_CLIENT_ID,
         simulate::DEMO_CLIENT_SECRET,
@@ -327,6 +332,7 @@ async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     );
     tenant.licensed = !args.unlicensed;
     tenant.drift = args.drift;
+    tenant.app_only_summaries = args.app_only_summaries;
     let config = SimConfig {
         tenants: vec![tenant],
         faults: Faults {

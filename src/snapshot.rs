@@ -15,12 +15,30 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::aggregate::{METHOD_COUNT_BUCKETS, RegistrationCounts};
 use crate::reports::ReportKind;
+use crate::reports::credential_usage_summary::UsageActivityCounts;
+use crate::reports::credential_user_registration_count::RegistrationStatusCounts;
+use crate::reports::user_credential_usage_details::UsageEventCounts;
+use crate::reports::users_registered_by::SummaryCounts;
 
 /// What a report's refresh produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReportData {
     /// Per-user registration counts (either registration source).
     Registration(RegistrationCounts),
+    /// `credential_user_registration_count`.
+    RegistrationStatus(RegistrationStatusCounts),
+    /// `credential_usage_summary` over `period` (as configured: `D1`, `D7`, `D30`).
+    UsageActivities {
+        /// The `period` label.
+        period: String,
+        /// The counts.
+        counts: UsageActivityCounts,
+    },
+    /// `user_credential_usage_details` or `user_events_summary` (the report is the
+    /// `source` label).
+    UsageEvents(UsageEventCounts),
+    /// `users_registered_by_feature` or `users_registered_by_method`.
+    Summary(SummaryCounts),
 }
 
 /// One complete, successful refresh.
@@ -186,6 +204,10 @@ impl<'a> GaugeFamily<'a> {
     }
 
     fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // A family no configured report feeds is left out rather than sent bare.
+        if self.samples.is_empty() {
+            return Ok(());
+        }
         let mut metric =
             encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
         for (labels, value) in &self.samples {
@@ -231,6 +253,42 @@ impl Collector for StoreCollector {
         let mut by_count = GaugeFamily::new(
             "entra_users_by_registered_methods",
             "Users by number of distinct registered authentication methods (0-4, 5+).",
+        );
+        let mut admins = GaugeFamily::new(
+            "entra_admin_without_mfa_info",
+            "1 per admin (any Entra admin role) who is not MFA capable; opt-in per tenant (admins_without_mfa), at most max_listed_admins.",
+        );
+        let mut status_users = GaugeFamily::new(
+            "entra_credential_registration_users",
+            "Users per registration status (getCredentialUserRegistrationCount).",
+        );
+        let mut status_total = GaugeFamily::new(
+            "entra_credential_registration_total_users",
+            "Enabled users counted by getCredentialUserRegistrationCount.",
+        );
+        let mut activities = GaugeFamily::new(
+            "entra_credential_usage_activities",
+            "Registration and reset activities over the period, by feature, method and result (getCredentialUsageSummary).",
+        );
+        let mut events = GaugeFamily::new(
+            "entra_credential_usage_events",
+            "Registration and reset events the report returned, by feature, method and result.",
+        );
+        let mut last_event = GaugeFamily::new(
+            "entra_credential_usage_last_event_timestamp_seconds",
+            "Unix time of the newest registration or reset event the report returned, by feature and result.",
+        );
+        let mut summary_users = GaugeFamily::new(
+            "entra_summary_users",
+            "Users matching the queried user types and roles (usersRegisteredByFeature / usersRegisteredByMethod).",
+        );
+        let mut summary_features = GaugeFamily::new(
+            "entra_summary_users_with_feature",
+            "Users for whom the feature holds, per queried user types and roles (usersRegisteredByFeature).",
+        );
+        let mut summary_methods = GaugeFamily::new(
+            "entra_summary_users_with_method",
+            "Users with the method registered, per queried user types and roles (usersRegisteredByMethod).",
         );
         let mut up = GaugeFamily::new(
             "entra_exporter_report_up",
@@ -292,6 +350,89 @@ impl Collector for StoreCollector {
                             by_count.push(with("methods", bucket), n);
                         }
                     }
+                    for upn in counts.admins_without_mfa.iter().flat_map(|a| &a.listed) {
+                        admins.push(
+                            vec![("tenant", tenant.as_str()), ("user_principal_name", upn)],
+                            1u64,
+                        );
+                    }
+                }
+                ReportData::RegistrationStatus(c) => {
+                    status_total.push(vec![("tenant", tenant.as_str())], c.total_users);
+                    for (status, n) in &c.statuses {
+                        status_users
+                            .push(vec![("tenant", tenant.as_str()), ("status", status)], *n);
+                    }
+                }
+                ReportData::UsageActivities { period, counts } => {
+                    for ((feature, method), (ok, failed)) in &counts.activities {
+                        for (result, n) in [("success", *ok), ("failure", *failed)] {
+                            activities.push(
+                                vec![
+                                    ("tenant", tenant.as_str()),
+                                    ("period", period),
+                                    ("feature", feature),
+                                    ("method", method),
+                                    ("result", result),
+                                ],
+                                n,
+                            );
+                        }
+                    }
+                }
+                ReportData::UsageEvents(c) => {
+                    let source = report.name();
+                    for ((feature, method, result), n) in &c.events {
+                        events.push(
+                            vec![
+                                ("tenant", tenant.as_str()),
+                                ("source", source),
+                                ("feature", feature),
+                                ("method", method),
+                                ("result", result),
+                            ],
+                            *n,
+                        );
+                    }
+                    for ((feature, result), t) in &c.last_event {
+                        last_event.push(
+                            vec![
+                                ("tenant", tenant.as_str()),
+                                ("source", source),
+                                ("feature", feature),
+                                ("result", result),
+                            ],
+                            *t,
+                        );
+                    }
+                }
+                ReportData::Summary(c) => {
+                    let (family, key) = if *report == ReportKind::UsersRegisteredByMethod {
+                        (&mut summary_methods, "method")
+                    } else {
+                        (&mut summary_features, "feature")
+                    };
+                    for ((types, roles), s) in &c.summaries {
+                        let pair = [
+                            ("tenant", tenant.as_str()),
+                            ("user_types", types.as_str()),
+                            ("user_roles", roles.as_str()),
+                        ];
+                        summary_users.push(
+                            vec![
+                                ("tenant", tenant.as_str()),
+                                ("report", report.name()),
+                                ("user_types", types),
+                                ("user_roles", roles),
+                            ],
+                            s.total_users,
+                        );
+                        for (name, n) in &s.counts {
+                            let mut labels = pair.to_vec();
+                            labels.push((key, name));
+                            family.push(labels, *n);
+                        }
+                    }
                 }
             }
         }
@@ -301,6 +442,15 @@ impl Collector for StoreCollector {
             &with_method,
             &preferred,
             &by_count,
+            &admins,
+            &status_users,
+            &status_total,
+            &activities,
+            &events,
+            &last_event,
+            &summary_users,
+            &summary_features,
+            &summary_methods,
             &up,
             &last_success,
             &duration,

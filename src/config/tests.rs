@@ -272,3 +272,44 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
         Ok(())
     });
 }
+
+#[test]
+fn every_report_of_the_family_is_accepted_with_its_settings() {
+    let names: Vec<String> = ReportKind::ALL
+        .iter()
+        .filter(|r| **r != ReportKind::CredentialUserRegistrationDetails)
+        .map(|r| format!("{:?}", r.name()))
+        .collect();
+    let c = Config::from_toml(&format!(
+        "{MINIMAL}reports = [{}]\nusage_period = \"D7\"\nsummary_user_types = [\"member\", \"guest\"]\n\
+         summary_user_roles = [\"privilegedAdmin\"]\nadmins_without_mfa = true\nmax_listed_admins = 3\n",
+        names.join(", ")
+    ))
+    .unwrap();
+    let t = &c.tenants[0];
+    assert_eq!(t.reports.len(), 7);
+    assert_eq!(t.usage_period, "D7");
+    assert_eq!(t.summary_user_types, ["member", "guest"]);
+    assert_eq!(t.summary_user_roles, ["privilegedAdmin"]);
+    assert!(t.admins_without_mfa);
+    assert_eq!(t.max_listed_admins, 3);
+}
+
+#[test]
+fn admins_without_mfa_needs_the_registration_report() {
+    let e = err(&format!(
+        "{MINIMAL}reports = [\"credential_user_registration_details\"]\nadmins_without_mfa = true\n"
+    ));
+    assert!(
+        e.contains("tenant \"contoso\" (tenants[0]): admins_without_mfa: needs the user_registration_details report"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}usage_period = \"d30\"\nsummary_user_roles = [\"root\"]\n"
+    ));
+    assert!(e.contains("usage_period: must be D1, D7 or D30"), "{e}");
+    assert!(
+        e.contains("summary_user_roles: unknown value `root`"),
+        "{e}"
+    );
+}

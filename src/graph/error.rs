@@ -231,6 +231,16 @@ pub enum GraphError {
     /// The same `@odata.nextLink` twice: Graph is looping.
     #[error("@odata.nextLink repeated on page {0}: Graph returned a paging loop")]
     NextLinkLoop(u64),
+    /// Graph refused a delegated-only function (graph-api.md §3.6) to this app-only token.
+    #[error("{}", describe_delegated_only(.endpoint, .alternative, .error))]
+    DelegatedOnly {
+        /// Graph's function name, e.g. `usersRegisteredByFeature`.
+        endpoint: &'static str,
+        /// The families that carry the same numbers from an app-only report.
+        alternative: &'static str,
+        /// Graph's answer.
+        error: ApiError,
+    },
     /// Retried until the attempt or time budget ran out.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -242,10 +252,26 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// For a report Microsoft documents as delegated-only: a 403 other than the licence
+    /// one means Graph refused the app-only token, and the error says exactly that.
+    pub fn for_delegated_only(self, endpoint: &'static str, alternative: &'static str) -> Self {
+        match self {
+            Self::Api { error, .. } if error.status == 403 && !error.is_licence_missing() => {
+                Self::DelegatedOnly {
+                    endpoint,
+                    alternative,
+                    error,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// A low-cardinality label for logs and the landing page.
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Token(_) => "token",
+            Self::DelegatedOnly { .. } => "delegated_only",
             Self::Api { error, .. } if error.is_licence_missing() => "licence",
             Self::Api { error, .. } if error.is_permission_missing() => "permission",
             Self::Api { error, .. } if error.status == 429 => "throttled",
@@ -257,6 +283,18 @@ impl GraphError {
             Self::RetriesExhausted { last, .. } => last.metric_label(),
         }
     }
+}
+
+fn describe_delegated_only(endpoint: &str, alternative: &str, e: &ApiError) -> String {
+    let id = e
+        .request_id
+        .as_deref()
+        .map(|id| format!(", request-id {id}"))
+        .unwrap_or_default();
+    format!(
+        "Graph refused {endpoint} to this app-only token (HTTP {} {}{id}): Microsoft documents          {endpoint} as delegated-only (application permissions are not supported), and this          exporter signs in as an application. The same numbers come from the          user_registration_details report as {alternative}; remove this report from `reports`          to stop the refusals",
+        e.status, e.code
+    )
 }
 
 fn describe_api(e: &ApiError, permission: &str) -> String {
@@ -342,6 +380,44 @@ mod tests {
                 && msg.contains("admin consent"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn delegated_only_refusals_say_so_and_licence_stays_licence() {
+        let denied = ApiError::from_response(
+            403,
+            Some("rid-7".into()),
+            br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#,
+        );
+        let err = GraphError::Api {
+            error: denied,
+            permission: "AuditLog.Read.All",
+        }
+        .for_delegated_only("usersRegisteredByFeature", "entra_users_with_feature");
+        assert_eq!(err.metric_label(), "delegated_only");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("Graph refused usersRegisteredByFeature to this app-only token (HTTP 403 Authorization_RequestDenied, request-id rid-7)")
+                && msg.contains("delegated-only")
+                && msg.contains("as entra_users_with_feature")
+                && !msg.contains("Grant admin consent"),
+            "{msg}"
+        );
+        let licence = ApiError::from_response(
+            403,
+            None,
+            br#"{"error":{"code":"Authentication_RequestFromNonPremiumTenantOrB2CTenant","message":"m"}}"#,
+        );
+        let err = GraphError::Api {
+            error: licence,
+            permission: "AuditLog.Read.All",
+        }
+        .for_delegated_only("usersRegisteredByMethod", "entra_users_with_method");
+        assert_eq!(err.metric_label(), "licence");
+        assert!(matches!(
+            GraphError::Timeout.for_delegated_only("x", "y"),
+            GraphError::Timeout
+        ));
     }
 
     #[test]

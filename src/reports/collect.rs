@@ -1,22 +1,48 @@
 //! One refresh of one report: build the first URL, walk every page through the report's
-//! fold, and return the finished counts. Nothing is returned unless every page arrived.
+//! fold (or fetch each function result), and return the finished counts. Nothing is
+//! returned unless every page and every call succeeded.
 
 use std::time::SystemTime;
 
-use super::{ReportKind, credential_user_registration_details, user_registration_details};
+use super::users_registered_by::{Summary, SummaryCounts, function_path};
+use super::{
+    ReportKind, credential_usage_summary, credential_user_registration_count,
+    credential_user_registration_details, user_credential_usage_details, user_events_summary,
+    user_registration_details, users_registered_by_feature, users_registered_by_method,
+};
 use crate::config::TenantConfig;
-use crate::graph::paging::walk;
+use crate::graph::paging::{WalkStats, walk};
 use crate::graph::{GraphClient, GraphError};
+use crate::reports::page::PageError;
 use crate::snapshot::{ReportData, Snapshot};
 
-/// The first page's URL: the report path with `$top`.
+/// The first page's URL. Collections get `$top`; the functions take their parameters
+/// in the path (graph-api.md §3.2, §5.2, §5.3) and `getCredentialUserRegistrationCount`
+/// supports no `$top` at all.
 pub fn first_url(tenant: &TenantConfig, report: ReportKind) -> String {
-    format!(
-        "{}{}?$top={}",
-        tenant.graph_url,
-        report.path(),
-        tenant.page_size
-    )
+    let root = &tenant.graph_url;
+    let path = report.path();
+    match report {
+        ReportKind::CredentialUserRegistrationCount => format!("{root}{path}"),
+        ReportKind::CredentialUsageSummary => {
+            format!("{root}{path}(period='{}')", tenant.usage_period)
+        }
+        ReportKind::UsersRegisteredByFeature | ReportKind::UsersRegisteredByMethod => {
+            let (t, r) = summary_pairs(tenant).next().unwrap_or(("all", "all"));
+            format!("{root}{}", function_path(path, t, r))
+        }
+        _ => format!("{root}{path}?$top={}", tenant.page_size),
+    }
+}
+
+/// Every configured `(includedUserTypes, includedUserRoles)` pair: each is one call.
+fn summary_pairs(tenant: &TenantConfig) -> impl Iterator<Item = (&str, &str)> {
+    tenant.summary_user_types.iter().flat_map(|t| {
+        tenant
+            .summary_user_roles
+            .iter()
+            .map(move |r| (t.as_str(), r.as_str()))
+    })
 }
 
 /// Collects `report` for `tenant` into a snapshot.
@@ -29,8 +55,21 @@ pub async fn collect(
     let (endpoint, permission) = (report.endpoint(), report.permission());
     let (data, stats) = match report {
         ReportKind::UserRegistrationDetails => {
-            let mut fold = user_registration_details::Folder::default();
+            let mut fold = if tenant.admins_without_mfa {
+                user_registration_details::Folder::listing_admins_without_mfa(
+                    tenant.max_listed_admins as usize,
+                )
+            } else {
+                user_registration_details::Folder::default()
+            };
             let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            if let Some(list) = fold.0.admins_without_mfa.as_ref().filter(|l| l.is_cut()) {
+                tracing::warn!(
+                    tenant = %tenant.name, listed = list.listed.len(), total = list.total,
+                    max_listed_admins = tenant.max_listed_admins,
+                    "more admins without MFA than max_listed_admins: entra_admin_without_mfa_info lists only the first by user principal name"
+                );
+            }
             (ReportData::Registration(fold.0), stats)
         }
         ReportKind::CredentialUserRegistrationDetails => {
@@ -38,7 +77,45 @@ pub async fn collect(
             let stats = walk(client, url, endpoint, permission, &mut fold).await?;
             (ReportData::Registration(fold.0), stats)
         }
-        other => unreachable!("config validation rejects unimplemented report {other}"),
+        ReportKind::CredentialUserRegistrationCount => {
+            let mut fold = credential_user_registration_count::Folder::default();
+            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            (ReportData::RegistrationStatus(fold.0), stats)
+        }
+        ReportKind::CredentialUsageSummary => {
+            let mut fold = credential_usage_summary::Folder::default();
+            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let data = ReportData::UsageActivities {
+                period: tenant.usage_period.clone(),
+                counts: fold.0,
+            };
+            (data, stats)
+        }
+        ReportKind::UserCredentialUsageDetails => {
+            let mut fold = user_credential_usage_details::Folder::default();
+            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            (ReportData::UsageEvents(fold.0), stats)
+        }
+        ReportKind::UserEventsSummary => {
+            let mut fold = user_events_summary::Folder::default();
+            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            (ReportData::UsageEvents(fold.0), stats)
+        }
+        ReportKind::UsersRegisteredByFeature | ReportKind::UsersRegisteredByMethod => {
+            let (parse, alternative): (fn(&[u8]) -> _, _) =
+                if report == ReportKind::UsersRegisteredByFeature {
+                    (
+                        users_registered_by_feature::parse,
+                        "entra_users_with_feature",
+                    )
+                } else {
+                    (users_registered_by_method::parse, "entra_users_with_method")
+                };
+            let (counts, stats) = summaries(client, tenant, report, parse)
+                .await
+                .map_err(|e| e.for_delegated_only(endpoint, alternative))?;
+            (ReportData::Summary(counts), stats)
+        }
     };
     tracing::debug!(tenant = %tenant.name, report = %report, pages = stats.pages, rows = stats.rows, "report walked");
     Ok(Snapshot {
@@ -46,4 +123,37 @@ pub async fn collect(
         records: stats.rows,
         finished_at: SystemTime::now(),
     })
+}
+
+/// Calls a `usersRegisteredBy*` function once per configured pair. Stops at the first
+/// failure: a refused token would be refused for every pair, and one error per refresh
+/// is enough. `rows` counts the results.
+async fn summaries(
+    client: &GraphClient,
+    tenant: &TenantConfig,
+    report: ReportKind,
+    parse: fn(&[u8]) -> Result<Summary, serde_json::Error>,
+) -> Result<(SummaryCounts, WalkStats), GraphError> {
+    let mut counts = SummaryCounts::default();
+    let mut stats = WalkStats::default();
+    for (types, roles) in summary_pairs(tenant) {
+        let url = format!(
+            "{}{}",
+            tenant.graph_url,
+            function_path(report.path(), types, roles)
+        );
+        let body = client
+            .get(&url, report.endpoint(), report.permission())
+            .await?;
+        stats.pages += 1;
+        let summary = parse(&body).map_err(|e| GraphError::Page {
+            page: stats.pages,
+            source: PageError::Json(e),
+        })?;
+        stats.rows += 1;
+        counts
+            .summaries
+            .insert((types.to_owned(), roles.to_owned()), summary);
+    }
+    Ok((counts, stats))
 }

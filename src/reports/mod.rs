@@ -2,9 +2,16 @@
 //! row type and its fold into counts.
 
 pub mod collect;
+pub mod credential_usage_summary;
+pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
 pub mod page;
+pub mod user_credential_usage_details;
+pub mod user_events_summary;
 pub mod user_registration_details;
+pub mod users_registered_by;
+pub mod users_registered_by_feature;
+pub mod users_registered_by_method;
 
 use std::fmt;
 
@@ -61,12 +68,12 @@ impl ReportKind {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    /// Whether this build collects the report. The others are known names from the
-    /// contract that a later release implements; configuring one is a clear error.
-    pub fn is_implemented(self) -> bool {
+    /// Whether Microsoft documents the report as delegated-only ("Application: Not
+    /// supported", graph-api.md §3.6): an app-only token is refused with a 403.
+    pub fn is_delegated_only(self) -> bool {
         matches!(
             self,
-            Self::UserRegistrationDetails | Self::CredentialUserRegistrationDetails
+            Self::UsersRegisteredByFeature | Self::UsersRegisteredByMethod
         )
     }
 
@@ -120,6 +127,24 @@ impl ReportKind {
     }
 }
 
+/// Graph's camelCase enum member in snake_case (`ssprRegistered` ▸ `sspr_registered`),
+/// the label convention of design.md for feature and status values. Unknown members
+/// (added by Microsoft later) go through the same rule, so they keep their own names.
+pub fn snake_case(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 4);
+    for (i, c) in value.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl fmt::Display for ReportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -140,5 +165,19 @@ mod tests {
             ReportKind::UserRegistrationDetails.endpoint(),
             "userRegistrationDetails"
         );
+        assert_eq!(
+            ReportKind::CredentialUsageSummary.endpoint(),
+            "getCredentialUsageSummary"
+        );
+    }
+
+    #[test]
+    fn snake_case_follows_design() {
+        assert_eq!(snake_case("ssprRegistered"), "sspr_registered");
+        assert_eq!(snake_case("mfaRegistered"), "mfa_registered");
+        assert_eq!(snake_case("registered"), "registered");
+        assert_eq!(snake_case("unknownFutureValue"), "unknown_future_value");
+        assert_eq!(snake_case("PasswordlessCapable"), "passwordless_capable");
+        assert_eq!(snake_case(""), "");
     }
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::page::Fold;
-use crate::aggregate::{RegistrationCounts, Source, UserFacts};
+use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 
 /// The fields of one row the aggregation uses; everything else is skipped unparsed.
 ///
@@ -14,6 +14,9 @@ use crate::aggregate::{RegistrationCounts, Source, UserFacts};
 /// missing boolean is read as "does not hold".
 #[derive(Debug, Deserialize)]
 pub struct Row<'a> {
+    /// Read only for the opt-in list of admins without MFA.
+    #[serde(rename = "userPrincipalName", borrow, default)]
+    pub user_principal_name: Option<Cow<'a, str>>,
     /// `member`, `guest`, `unknownFutureValue` or null.
     #[serde(rename = "userType", borrow, default)]
     pub user_type: Option<Cow<'a, str>>,
@@ -84,10 +87,26 @@ impl Default for Folder {
     }
 }
 
+impl Folder {
+    /// A folder that also lists admins who are not MFA capable (`isAdmin` true and
+    /// `isMfaCapable` not true), at most `cap` of them.
+    pub fn listing_admins_without_mfa(cap: usize) -> Self {
+        let mut f = Self::default();
+        f.0.admins_without_mfa = Some(AdminList::new(cap));
+        f
+    }
+}
+
 impl Fold for Folder {
     type Row<'de> = Row<'de>;
 
     fn add(&mut self, row: Row<'_>) {
+        if let Some(admins) = &mut self.0.admins_without_mfa
+            && row.is_admin == Some(true)
+            && row.mfa_capable != Some(true)
+        {
+            admins.add(row.user_principal_name.as_deref());
+        }
         let methods = row.methods_registered.iter().flatten().map(|m| m.as_ref());
         self.0.add_user(&row.facts(), methods);
     }
@@ -151,6 +170,25 @@ mod tests {
         let member = &c.groups[&(UserType::Member, Role::Unknown)];
         assert_eq!(member.feature(Feature::MfaRegistered), 1);
         assert_eq!(member.preferred["none"], 1);
+    }
+
+    #[test]
+    fn lists_admins_without_mfa_only_when_asked() {
+        let page = br##"{"value":[
+          {"userPrincipalName":"b@x","isAdmin":true,"isMfaCapable":false},
+          {"userPrincipalName":"a@x","isAdmin":true},
+          {"userPrincipalName":"c@x","isAdmin":true,"isMfaCapable":true},
+          {"userPrincipalName":"d@x","isAdmin":false,"isMfaCapable":false},
+          {"userPrincipalName":"e@x","isAdmin":null,"isMfaCapable":false}
+        ]}"##;
+        let mut f = Folder::listing_admins_without_mfa(10);
+        fold_page(page, &mut f).unwrap();
+        let l = f.0.admins_without_mfa.as_ref().unwrap();
+        assert_eq!(l.listed.iter().collect::<Vec<_>>(), ["a@x", "b@x"]);
+        assert_eq!(l.total, 2);
+        let mut f = Folder::default();
+        fold_page(page, &mut f).unwrap();
+        assert!(f.0.admins_without_mfa.is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::base64;
 use super::dates::{inner_error_date, now_unix};
 use super::faults::{Injected, retry_after_value};
 use super::filter::{self, Expr};
+use super::functions::{self, Endpoint};
 use super::json;
 use super::query::{parse_pairs, percent_encode};
 use super::rng::hash_bytes;
@@ -69,7 +70,7 @@ fn throttled(ctx: &Ctx, retry_after: Option<f64>) -> Reply {
     }
 }
 
-fn bad_request(ctx: &Ctx, message: &str) -> Reply {
+pub(crate) fn bad_request(ctx: &Ctx, message: &str) -> Reply {
     error(ctx, 400, "BadRequest", message)
 }
 
@@ -83,6 +84,11 @@ enum Route<'a> {
         source: Source,
         version: &'static str,
         id: &'a str,
+    },
+    /// The rest of the report family (functions and event collections).
+    Family {
+        version: &'static str,
+        endpoint: Endpoint,
     },
 }
 
@@ -109,6 +115,9 @@ fn route<'a>(path: &'a str) -> Result<Route<'a>, (u16, String)> {
     } else {
         Source::V1
     };
+    if let Some(found) = functions::route(version, &segs[2..]) {
+        return found.map(|endpoint| Route::Family { version, endpoint });
+    }
     if is(2, "authenticationMethods") {
         if !is(3, "userRegistrationDetails") {
             return Err(not_found(
@@ -171,17 +180,31 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         }
         None => {}
     }
-    let source = match &route {
-        Route::Collection { source, .. } | Route::Entity { source, .. } => *source,
-    };
     let grant = match authenticate(state, ctx, req.authorization) {
         Ok(g) => g,
         Err(reply) => return reply,
     };
-    let needed = match source.report() {
-        SimReport::UserRegistrationDetails => "AuditLog.Read.All",
-        SimReport::CredentialUserRegistrationDetails => "Reports.Read.All",
+    let needed = match &route {
+        Route::Collection { source, .. } | Route::Entity { source, .. } => match source.report() {
+            SimReport::UserRegistrationDetails => "AuditLog.Read.All",
+            SimReport::CredentialUserRegistrationDetails => "Reports.Read.All",
+        },
+        Route::Family { endpoint, .. } => endpoint.permission(),
     };
+    // "Application: Not supported" (graph-api.md §3.6): every token this simulator
+    // issues is app-only. The exact 403 code Graph uses is unverified (§12); this is
+    // the generic directory refusal.
+    if let Route::Family { endpoint, .. } = &route
+        && endpoint.is_delegated_only()
+        && !state.config.tenants[grant.tenant].app_only_summaries
+    {
+        return error(
+            ctx,
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
+    }
     let has_role = grant.roles.iter().any(|r| {
         r.eq_ignore_ascii_case(needed)
             || (needed == "AuditLog.Read.All"
@@ -209,6 +232,25 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
                 .eq_ignore_ascii_case("include-unknown-enum-members")
         })
     });
+    let (source, version) = match &route {
+        Route::Collection {
+            source, version, ..
+        }
+        | Route::Entity {
+            source, version, ..
+        } => (*source, *version),
+        Route::Family { version, endpoint } => {
+            return functions::handle(
+                state,
+                ctx,
+                req,
+                grant.tenant,
+                include_unknown,
+                version,
+                endpoint,
+            );
+        }
+    };
     let page = Page {
         state,
         ctx,
@@ -218,8 +260,8 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         include_unknown,
     };
     match route {
-        Route::Collection { version, .. } => page.collection(version),
-        Route::Entity { version, id, .. } => page.entity(version, id),
+        Route::Entity { id, .. } => page.entity(version, id),
+        _ => page.collection(version),
     }
 }
 
@@ -258,14 +300,14 @@ fn authenticate(
 
 /// A decoded `$skiptoken`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SkipToken {
-    offset: u64,
-    dataset_time: i64,
+pub(crate) struct SkipToken {
+    pub(crate) offset: u64,
+    pub(crate) dataset_time: i64,
 }
 
-fn skiptoken_check(seed: u64, source: Source, offset: u64, time: i64, filter: &str) -> u64 {
+fn skiptoken_check(seed: u64, tag: u8, offset: u64, time: i64, filter: &str) -> u64 {
     let mut bytes = Vec::with_capacity(17 + filter.len());
-    bytes.push(source as u8);
+    bytes.push(tag);
     bytes.extend_from_slice(&offset.to_le_bytes());
     bytes.extend_from_slice(&time.to_le_bytes());
     bytes.extend_from_slice(filter.as_bytes());
@@ -273,20 +315,30 @@ fn skiptoken_check(seed: u64, source: Source, offset: u64, time: i64, filter: &s
 }
 
 /// Opaque by design (graph-api.md §1.3): base64url of offset, dataset time and a
-/// checksum bound to the tenant, report and filter, so tampering is detected.
-fn encode_skiptoken(seed: u64, source: Source, t: SkipToken, filter: &str) -> String {
+/// checksum bound to the tenant, report (`tag`) and filter, so tampering is detected.
+pub(crate) fn encode_skiptoken(
+    seed: u64,
+    tag: u8,
+    offset: u64,
+    dataset_time: i64,
+    filter: &str,
+) -> String {
+    let t = SkipToken {
+        offset,
+        dataset_time,
+    };
     let mut bytes = Vec::with_capacity(29);
     bytes.extend_from_slice(SKIPTOKEN_MAGIC);
     bytes.push(SKIPTOKEN_VERSION);
     bytes.extend_from_slice(&t.offset.to_le_bytes());
     bytes.extend_from_slice(&t.dataset_time.to_le_bytes());
     bytes.extend_from_slice(
-        &skiptoken_check(seed, source, t.offset, t.dataset_time, filter).to_le_bytes(),
+        &skiptoken_check(seed, tag, t.offset, t.dataset_time, filter).to_le_bytes(),
     );
     base64::encode_url(&bytes)
 }
 
-fn decode_skiptoken(seed: u64, source: Source, text: &str, filter: &str) -> Option<SkipToken> {
+pub(crate) fn decode_skiptoken(seed: u64, tag: u8, text: &str, filter: &str) -> Option<SkipToken> {
     let bytes = base64::decode(text)?;
     if bytes.len() != 29 || &bytes[..4] != SKIPTOKEN_MAGIC || bytes[4] != SKIPTOKEN_VERSION {
         return None;
@@ -296,7 +348,22 @@ fn decode_skiptoken(seed: u64, source: Source, text: &str, filter: &str) -> Opti
         offset: word(5),
         dataset_time: word(13) as i64,
     };
-    (word(21) == skiptoken_check(seed, source, t.offset, t.dataset_time, filter)).then_some(t)
+    (word(21) == skiptoken_check(seed, tag, t.offset, t.dataset_time, filter)).then_some(t)
+}
+
+/// The base for links we emit: the Host the client used, so links work through
+/// whatever name reached us; the bound address otherwise.
+pub(crate) fn link_base(state: &State, req: &Incoming<'_>) -> String {
+    match req.host {
+        Some(h)
+            if !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) =>
+        {
+            format!("http://{h}")
+        }
+        _ => state.base_url.clone(),
+    }
 }
 
 /// One page or entity response being built.
@@ -313,16 +380,7 @@ impl Page<'_> {
     /// The base for links we emit: the Host the client used, so links work through
     /// whatever name reached us; the bound address otherwise.
     fn link_base(&self) -> String {
-        match self.req.host {
-            Some(h)
-                if !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) =>
-            {
-                format!("http://{h}")
-            }
-            _ => self.state.base_url.clone(),
-        }
+        link_base(self.state, self.req)
     }
 
     fn context(&self, base: &str, version: &str, select: Option<&[Prop]>) -> String {
@@ -412,15 +470,17 @@ impl Page<'_> {
         };
         let filter_key = filter_text.as_deref().unwrap_or("");
         let start = match skiptoken.as_deref() {
-            Some(text) => match decode_skiptoken(tenant_cfg.seed, self.source, text, filter_key) {
-                Some(t) if t.offset <= tenant.users => t,
-                _ => {
-                    return bad_request(
-                        ctx,
-                        "Invalid $skiptoken: the token is malformed or was not issued for this query.",
-                    );
+            Some(text) => {
+                match decode_skiptoken(tenant_cfg.seed, self.source as u8, text, filter_key) {
+                    Some(t) if t.offset <= tenant.users => t,
+                    _ => {
+                        return bad_request(
+                            ctx,
+                            "Invalid $skiptoken: the token is malformed or was not issued for this query.",
+                        );
+                    }
                 }
-            },
+            }
             None => SkipToken {
                 offset: 0,
                 dataset_time: tenant.dataset_time(now_unix()),
@@ -468,11 +528,9 @@ impl Page<'_> {
         if index < tenant.users {
             let token = encode_skiptoken(
                 tenant_cfg.seed,
-                self.source,
-                SkipToken {
-                    offset: index,
-                    dataset_time: start.dataset_time,
-                },
+                self.source as u8,
+                index,
+                start.dataset_time,
                 filter_key,
             );
             let mut link = format!("{base}{}?$top={top}&$skiptoken={token}", self.req.raw_path);
@@ -536,19 +594,20 @@ mod tests {
             offset: 1234,
             dataset_time: 1_784_000_000,
         };
-        let s = encode_skiptoken(7, Source::V1, t, "");
+        let v1 = Source::V1 as u8;
+        let s = encode_skiptoken(7, v1, t.offset, t.dataset_time, "");
         assert!(s.parse::<u64>().is_err());
-        assert_eq!(decode_skiptoken(7, Source::V1, &s, ""), Some(t));
-        assert_eq!(decode_skiptoken(8, Source::V1, &s, ""), None);
-        assert_eq!(decode_skiptoken(7, Source::Legacy, &s, ""), None);
-        assert_eq!(decode_skiptoken(7, Source::V1, &s, "isAdmin eq true"), None);
+        assert_eq!(decode_skiptoken(7, v1, &s, ""), Some(t));
+        assert_eq!(decode_skiptoken(8, v1, &s, ""), None);
+        assert_eq!(decode_skiptoken(7, Source::Legacy as u8, &s, ""), None);
+        assert_eq!(decode_skiptoken(7, v1, &s, "isAdmin eq true"), None);
         let mut bytes = base64::decode(&s).unwrap();
         bytes[5] ^= 1;
         assert_eq!(
-            decode_skiptoken(7, Source::V1, &base64::encode_url(&bytes), ""),
+            decode_skiptoken(7, v1, &base64::encode_url(&bytes), ""),
             None
         );
-        assert_eq!(decode_skiptoken(7, Source::V1, "100", ""), None);
+        assert_eq!(decode_skiptoken(7, v1, "100", ""), None);
     }
 
     #[test]

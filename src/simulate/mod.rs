@@ -14,8 +14,11 @@
 
 mod base64;
 mod dates;
+mod events;
+mod family_truth;
 mod faults;
 mod filter;
+mod functions;
 mod graph;
 mod json;
 mod query;
@@ -33,6 +36,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use family_truth::{
+    RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
+};
 pub use server::SimServer;
 pub use truth::{GroupTruth, RegistrationTruth};
 
@@ -87,6 +93,10 @@ pub struct SimTenant {
     /// `Some(period)`: coverage drifts with wall-clock time over `period` (for `--demo`);
     /// `None`: the data set is static.
     pub drift: Option<Duration>,
+    /// Serve `usersRegisteredByFeature`/`usersRegisteredByMethod` to app-only tokens.
+    /// Real Graph refuses them (delegated only, graph-api.md §3.6), and so does the
+    /// simulator by default; `--demo` turns this on so every family shows.
+    pub app_only_summaries: bool,
 }
 
 impl std::fmt::Debug for SimTenant {
@@ -100,6 +110,7 @@ impl std::fmt::Debug for SimTenant {
             .field("roles", &self.roles)
             .field("licensed", &self.licensed)
             .field("drift", &self.drift)
+            .field("app_only_summaries", &self.app_only_summaries)
             .finish()
     }
 }
@@ -123,6 +134,7 @@ impl SimTenant {
             roles: vec!["AuditLog.Read.All".into(), "Reports.Read.All".into()],
             licensed: true,
             drift: None,
+            app_only_summaries: false,
         }
     }
 }
@@ -179,7 +191,8 @@ pub struct SimCounters {
     pub unauthorized: u64,
 }
 
-/// One demo tenant with drifting data and the well-known demo credentials
+/// One demo tenant with drifting data, every report served (the delegated-only
+/// summaries included), and the well-known demo credentials
 /// ([`DEMO_TENANT_ID`], [`DEMO_CLIENT_ID`], [`DEMO_CLIENT_SECRET`]).
 pub fn demo_config(users: u64, seed: u64) -> SimConfig {
     let mut tenant = SimTenant::new(
@@ -190,6 +203,7 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
         seed,
     );
     tenant.drift = Some(DEMO_DRIFT_PERIOD);
+    tenant.app_only_summaries = true;
     SimConfig {
         tenants: vec![tenant],
         ..SimConfig::default()

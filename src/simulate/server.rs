@@ -23,6 +23,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::dates::now_unix;
+use super::family_truth::{
+    self, RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
+};
 use super::faults::FaultPlan;
 use super::rng::random_guid;
 use super::tenant::Tenant;
@@ -208,6 +211,60 @@ impl SimServer {
         }
         cache.push_back((key, computed.clone()));
         computed
+    }
+
+    /// The tenant generator and the dataset time a walk started now sees.
+    fn tenant_now(&self, tenant_id: &str) -> Option<(&Tenant, i64)> {
+        let tenant = &self.state.tenants[self.tenant_index(tenant_id)?];
+        Some((tenant, tenant.dataset_time(now_unix())))
+    }
+
+    /// What `getCredentialUserRegistrationCount` returns now. Default for an unknown tenant.
+    pub fn registration_count_truth(&self, tenant_id: &str) -> RegistrationCountTruth {
+        self.tenant_now(tenant_id)
+            .map(|(t, at)| family_truth::registration_count(t, at))
+            .unwrap_or_default()
+    }
+
+    /// What `getCredentialUsageSummary(period)` returns now; `period` is `D1`, `D7` or
+    /// `D30` (any case). Default for an unknown tenant or period.
+    pub fn usage_summary_truth(&self, tenant_id: &str, period: &str) -> UsageSummaryTruth {
+        match (
+            self.tenant_now(tenant_id),
+            family_truth::period_days(period),
+        ) {
+            (Some((t, at)), Some(days)) => family_truth::usage_summary(t, at, days),
+            _ => UsageSummaryTruth::default(),
+        }
+    }
+
+    /// The events a full walk of `userCredentialUsageDetails` or `userEventsSummary`
+    /// started now returns (the two serve the same events).
+    pub fn usage_events_truth(&self, tenant_id: &str) -> UsageEventsTruth {
+        self.tenant_now(tenant_id)
+            .map(|(t, at)| family_truth::usage_events(t, at))
+            .unwrap_or_default()
+    }
+
+    /// What `usersRegisteredBy{Feature,Method}(includedUserTypes=types,
+    /// includedUserRoles=roles)` returns now; `None` for an unknown tenant or enum value.
+    pub fn summary_truth(
+        &self,
+        tenant_id: &str,
+        by: SummaryBy,
+        types: &str,
+        roles: &str,
+    ) -> Option<SummaryTruth> {
+        let (t, at) = self.tenant_now(tenant_id)?;
+        family_truth::summary(t, at, by, types, roles)
+    }
+
+    /// User principal names of the admins (`isAdmin` true) who are not MFA capable,
+    /// sorted.
+    pub fn admins_without_mfa_truth(&self, tenant_id: &str) -> Vec<String> {
+        self.tenant_now(tenant_id)
+            .map(|(t, at)| family_truth::admins_without_mfa(t, at))
+            .unwrap_or_default()
     }
 
     /// The most recent requests (at most 10,000), oldest first.

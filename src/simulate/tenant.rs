@@ -127,6 +127,7 @@ const SALT_NAME: u64 = 3;
 const SALT_ID_HI: u64 = 4;
 const SALT_ID_LO: u64 = 5;
 const SALT_ID_MASK: u64 = 6;
+const SALT_PRIVILEGED: u64 = 9;
 
 const STRONG_METHODS: &[(&str, f64)] = &[
     ("microsoftAuthenticatorPush", 0.50),
@@ -217,6 +218,12 @@ impl Tenant {
         let mask = hash3(self.seed, 0, SALT_ID_MASK) & 0xFFFF_FFFF_FFFF;
         let index = v ^ mask;
         (index < self.users && self.id(index).eq_ignore_ascii_case(id)).then_some(index)
+    }
+
+    /// Whether an admin holds one of the privileged roles `includedUserRoles =
+    /// privilegedAdmin` covers (graph-api.md §3.3): about 40 % of admins.
+    pub(crate) fn is_privileged_admin(&self, index: u64) -> bool {
+        hash3(self.seed, index, SALT_PRIVILEGED) % 100 < 40
     }
 
     /// Display name; some carry non-ASCII letters, quotes or an emoji.

@@ -919,3 +919,232 @@ fn truth_for_a_million_users() {
     );
     println!("{}", &page[..page.find("}{").unwrap_or(page.len()) + 1]);
 }
+
+// ---- the rest of the report family (graph-api.md §3, §4.1, §5.2-§5.4) ----
+
+const EVENTS_V: &str = "/beta/reports/userCredentialUsageDetails";
+const EVENTS_NEW: &str = "/beta/reports/authenticationMethods/userEventsSummary";
+
+#[tokio::test]
+async fn event_walks_recount_to_truth_and_mask_without_prefer() {
+    bounded(async {
+        let sim = start(vec![tenant(1_234, 8)], Faults::default()).await;
+        let token = token(sim.local_addr()).await;
+        let truth = sim.usage_events_truth(TENANT);
+        for (first, entity) in [
+            (format!("{EVENTS_V}?$top=100"), "userCredentialUsageDetails"),
+            (format!("{EVENTS_NEW}?$top=300"), "userEventsSummary"),
+        ] {
+            let pages = walk(&sim, &first, &token, &[PREFER]).await;
+            assert!(pages.len() > 4, "{first}");
+            let mut events: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+            let mut ids = HashSet::new();
+            for row in pages.iter().flat_map(|p| p["value"].as_array().unwrap()) {
+                assert!(
+                    ids.insert(row["id"].as_str().unwrap().to_string()),
+                    "{entity}: duplicate id"
+                );
+                let result = if row["isSuccess"].as_bool().unwrap() {
+                    "success"
+                } else {
+                    "failure"
+                };
+                assert_eq!(
+                    row["failureReason"].as_str().unwrap().is_empty(),
+                    result == "success"
+                );
+                *events
+                    .entry((
+                        row["feature"].as_str().unwrap().to_string(),
+                        row["authMethod"].as_str().unwrap().to_string(),
+                        result.to_string(),
+                    ))
+                    .or_default() += 1;
+            }
+            assert_eq!(events, truth.events, "{entity}");
+            assert_eq!(ids.len() as u64, truth.rows);
+        }
+        // Without the Prefer header post-sentinel members read unknownFutureValue.
+        let plain = walk(&sim, EVENTS_NEW, &token, &[]).await;
+        let rows: Vec<&Value> = plain
+            .iter()
+            .flat_map(|p| p["value"].as_array().unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1_234, "default page of 1000 plus the rest");
+        assert!(rows.iter().any(|r| r["authMethod"] == "unknownFutureValue"));
+        assert!(rows.iter().any(|r| r["feature"] == "unknownFutureValue"));
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r["authMethod"] == "microsoftAuthenticatorPush")
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r["@odata.type"] == "#microsoft.graph.userEventsSummary")
+        );
+        for bad in [
+            format!("{EVENTS_NEW}?$top=1001"),
+            format!("{EVENTS_V}?$skip=5"),
+            "/v1.0/reports/authenticationMethods/userEventsSummary".to_string(),
+        ] {
+            let r = get(sim.local_addr(), &bad, &token, &[]).await;
+            assert_eq!(r.status, 400, "{bad}");
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn function_url_forms_and_period_validation() {
+    bounded(async {
+        let sim = start(vec![tenant(800, 4)], Faults::default()).await;
+        let token = token(sim.local_addr()).await;
+        let addr = sim.local_addr();
+
+        let d7 = sim.usage_summary_truth(TENANT, "D7");
+        for path in [
+            "/beta/reports/getCredentialUsageSummary(period='D7')",
+            "/beta/reports/microsoft.graph.getCredentialUsageSummary(period='d7')",
+            "/BETA/Reports/GETCREDENTIALUSAGESUMMARY(PERIOD='D7')",
+        ] {
+            let r = get(addr, path, &token, &[PREFER]).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            let mut got = BTreeMap::new();
+            for row in r.json()["value"].as_array().unwrap() {
+                got.insert(
+                    (
+                        row["feature"].as_str().unwrap().to_string(),
+                        row["authMethod"].as_str().unwrap().to_string(),
+                    ),
+                    (
+                        row["successfulActivityCount"].as_u64().unwrap(),
+                        row["failureActivityCount"].as_u64().unwrap(),
+                    ),
+                );
+            }
+            assert_eq!(got, d7.activities, "{path}");
+        }
+        assert_ne!(sim.usage_summary_truth(TENANT, "D1"), d7);
+        for bad in [
+            "/beta/reports/getCredentialUsageSummary(period='D2')",
+            "/beta/reports/getCredentialUsageSummary",
+            "/beta/reports/getCredentialUsageSummary(period=D7)",
+            "/beta/reports/getCredentialUsageSummary(days='D7')",
+            "/beta/reports/getCredentialUsageSummary(period='D7')?$filter=isSuccess%20eq%20true",
+            "/beta/reports/getCredentialUserRegistrationCount?$top=5",
+            "/v1.0/reports/getCredentialUsageSummary(period='D7')",
+        ] {
+            let r = get(addr, bad, &token, &[PREFER]).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+            assert_eq!(r.json()["error"]["code"], "BadRequest", "{bad}");
+        }
+        let r = get(
+            addr,
+            "/beta/reports/getCredentialUsageSummary(period='D30')?$filter=feature%20eq%20'reset'",
+            &token,
+            &[PREFER],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.json()["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|row| row["feature"] == "reset")
+        );
+
+        let count = sim.registration_count_truth(TENANT);
+        for path in [
+            "/beta/reports/getCredentialUserRegistrationCount",
+            "/beta/reports/getCredentialUserRegistrationCount()",
+            "/beta/reports/microsoft.graph.getCredentialUserRegistrationCount()",
+        ] {
+            let r = get(addr, path, &token, &[PREFER]).await;
+            assert_eq!(r.status, 200, "{path}");
+            let v = r.json();
+            let element = &v["value"][0];
+            assert_eq!(element["totalUserCount"], count.total_users);
+            let statuses: BTreeMap<String, u64> = element["userRegistrationCounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["registrationStatus"].as_str().unwrap().to_string(),
+                        c["registrationCount"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(statuses, count.statuses);
+        }
+        let r = get(
+            addr,
+            "/beta/reports/getCredentialUserRegistrationCount",
+            &token,
+            &[],
+        )
+        .await;
+        assert!(r.body.contains("unknownFutureValue") && !r.body.contains("passwordlessCapable"));
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn summaries_are_delegated_only_unless_switched_on() {
+    bounded(async {
+        let mut open = tenant(600, 2);
+        open.tenant_id = "open.example".into();
+        open.app_only_summaries = true;
+        let sim = start(vec![tenant(600, 2), open], Faults::default()).await;
+        let addr = sim.local_addr();
+        let refused = token(addr).await;
+        let path = "/v1.0/reports/authenticationMethods/usersRegisteredByFeature(includedUserTypes='all',includedUserRoles='all')";
+        let r = get(addr, path, &refused, &[PREFER]).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "Authorization_RequestDenied");
+
+        let t = token_for(addr, "open.example", CLIENT, SECRET).await;
+        let allowed = t.json()["access_token"].as_str().unwrap().to_string();
+        let truth = sim.summary_truth("open.example", SummaryBy::Feature, "member", "privilegedAdmin").unwrap();
+        for p in [
+            "/v1.0/reports/authenticationMethods/usersRegisteredByFeature(includedUserTypes='member',includedUserRoles='privilegedAdmin')",
+            "/beta/reports/authenticationMethods/microsoft.graph.usersRegisteredByFeature(includedUserRoles=microsoft.graph.includedUserRoles'privilegedAdmin',includedUserTypes='member')",
+        ] {
+            let r = get(addr, p, &allowed, &[PREFER]).await;
+            assert_eq!(r.status, 200, "{p}: {}", r.body);
+            let v = r.json();
+            assert_eq!(v["totalUserCount"], truth.total_users);
+            assert_eq!((v["userTypes"].as_str(), v["userRoles"].as_str()), (Some("member"), Some("privilegedAdmin")));
+            let counts: BTreeMap<String, u64> = v["userRegistrationFeatureCounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["feature"].as_str().unwrap().to_string(), c["userCount"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(counts, truth.counts);
+        }
+        let all = sim.summary_truth("open.example", SummaryBy::Method, "all", "all").unwrap();
+        for p in [
+            "/v1.0/reports/authenticationMethods/usersRegisteredByMethod",
+            "/v1.0/reports/authenticationMethods/usersRegisteredByMethod()",
+        ] {
+            let r = get(addr, p, &allowed, &[PREFER]).await;
+            assert_eq!(r.status, 200, "{p}");
+            assert_eq!(r.json()["totalUserCount"], all.total_users);
+            assert_eq!(r.json()["userRegistrationMethodCounts"].as_array().unwrap().len(), all.counts.len());
+        }
+        for bad in [
+            "/v1.0/reports/authenticationMethods/usersRegisteredByMethod(includedUserTypes='everyone',includedUserRoles='all')",
+            "/v1.0/reports/authenticationMethods/usersRegisteredByMethod(includedUserTypes='all',includedUserRoles='root')",
+            "/v1.0/reports/authenticationMethods/usersRegisteredByMethod()?$top=1",
+        ] {
+            let r = get(addr, bad, &allowed, &[PREFER]).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -367,3 +367,224 @@ pub async fn poll_until(
 pub fn truth(sim: &SimServer, report: simulate::SimReport) -> RegistrationTruth {
     sim.truth(TENANT_ID, report)
 }
+
+/// design.md's rule for feature and status labels: Graph's camelCase in snake_case.
+pub fn snake(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if c.is_ascii_uppercase() {
+            if !out.is_empty() {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A series key from a name and label pairs.
+pub fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
+    (
+        name.to_owned(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// The families of the report family beyond `entra_users*`.
+pub const FAMILY_FAMILIES: &[&str] = &[
+    "entra_credential_registration_users",
+    "entra_credential_registration_total_users",
+    "entra_credential_usage_activities",
+    "entra_credential_usage_events",
+    "entra_credential_usage_last_event_timestamp_seconds",
+    "entra_summary_users",
+    "entra_summary_users_with_feature",
+    "entra_summary_users_with_method",
+    "entra_admin_without_mfa_info",
+];
+
+/// What a tenant of the family tests enables.
+pub struct FamilySetup<'a> {
+    pub period: &'a str,
+    pub user_types: &'a [&'a str],
+    pub user_roles: &'a [&'a str],
+    /// `Some(cap)`: admins_without_mfa with max_listed_admins = cap.
+    pub admins: Option<usize>,
+}
+
+impl FamilySetup<'_> {
+    /// The config lines for these settings.
+    pub fn toml(&self) -> String {
+        let list = |v: &[&str]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut s = format!(
+            "usage_period = {:?}\nsummary_user_types = [{}]\nsummary_user_roles = [{}]\n",
+            self.period,
+            list(self.user_types),
+            list(self.user_roles)
+        );
+        if let Some(cap) = self.admins {
+            s.push_str(&format!(
+                "admins_without_mfa = true\nmax_listed_admins = {cap}\n"
+            ));
+        }
+        s
+    }
+}
+
+/// Every report but the legacy registration source.
+pub const ALL_REPORTS: &str = "\"user_registration_details\", \"credential_user_registration_count\", \
+     \"credential_usage_summary\", \"user_credential_usage_details\", \"user_events_summary\", \
+     \"users_registered_by_feature\", \"users_registered_by_method\"";
+
+/// The series of [`FAMILY_FAMILIES`] the simulator's truth implies, by design.md's rules.
+pub fn expected_family_series(
+    sim: &SimServer,
+    tenant: &str,
+    setup: &FamilySetup<'_>,
+) -> BTreeMap<SeriesKey, f64> {
+    use entra_mfa_exporter::simulate::SummaryBy;
+    let mut out = BTreeMap::new();
+    let count = sim.registration_count_truth(TENANT_ID);
+    out.insert(
+        key(
+            "entra_credential_registration_total_users",
+            &[("tenant", tenant)],
+        ),
+        count.total_users as f64,
+    );
+    for (status, n) in &count.statuses {
+        out.insert(
+            key(
+                "entra_credential_registration_users",
+                &[("tenant", tenant), ("status", &snake(status))],
+            ),
+            *n as f64,
+        );
+    }
+    for ((feature, method), (ok, failed)) in
+        &sim.usage_summary_truth(TENANT_ID, setup.period).activities
+    {
+        for (result, n) in [("success", ok), ("failure", failed)] {
+            out.insert(
+                key(
+                    "entra_credential_usage_activities",
+                    &[
+                        ("tenant", tenant),
+                        ("period", setup.period),
+                        ("feature", feature),
+                        ("method", method),
+                        ("result", result),
+                    ],
+                ),
+                *n as f64,
+            );
+        }
+    }
+    let events = sim.usage_events_truth(TENANT_ID);
+    for source in ["user_credential_usage_details", "user_events_summary"] {
+        for ((feature, method, result), n) in &events.events {
+            out.insert(
+                key(
+                    "entra_credential_usage_events",
+                    &[
+                        ("tenant", tenant),
+                        ("source", source),
+                        ("feature", feature),
+                        ("method", method),
+                        ("result", result),
+                    ],
+                ),
+                *n as f64,
+            );
+        }
+        for ((feature, result), t) in &events.last_event {
+            out.insert(
+                key(
+                    "entra_credential_usage_last_event_timestamp_seconds",
+                    &[
+                        ("tenant", tenant),
+                        ("source", source),
+                        ("feature", feature),
+                        ("result", result),
+                    ],
+                ),
+                *t,
+            );
+        }
+    }
+    for types in setup.user_types {
+        for roles in setup.user_roles {
+            for (by, report, family, label) in [
+                (
+                    SummaryBy::Feature,
+                    "users_registered_by_feature",
+                    "entra_summary_users_with_feature",
+                    "feature",
+                ),
+                (
+                    SummaryBy::Method,
+                    "users_registered_by_method",
+                    "entra_summary_users_with_method",
+                    "method",
+                ),
+            ] {
+                let s = sim
+                    .summary_truth(TENANT_ID, by, types, roles)
+                    .expect("valid pair");
+                out.insert(
+                    key(
+                        "entra_summary_users",
+                        &[
+                            ("tenant", tenant),
+                            ("report", report),
+                            ("user_types", types),
+                            ("user_roles", roles),
+                        ],
+                    ),
+                    s.total_users as f64,
+                );
+                for (name, n) in &s.counts {
+                    let name = if by == SummaryBy::Feature {
+                        snake(name)
+                    } else {
+                        name.clone()
+                    };
+                    out.insert(
+                        key(
+                            family,
+                            &[
+                                ("tenant", tenant),
+                                ("user_types", types),
+                                ("user_roles", roles),
+                                (label, &name),
+                            ],
+                        ),
+                        *n as f64,
+                    );
+                }
+            }
+        }
+    }
+    if let Some(cap) = setup.admins {
+        for upn in sim.admins_without_mfa_truth(TENANT_ID).iter().take(cap) {
+            out.insert(
+                key(
+                    "entra_admin_without_mfa_info",
+                    &[("tenant", tenant), ("user_principal_name", upn)],
+                ),
+                1.0,
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,144 @@
+//! `user_credential_usage_details`: beta `/reports/userCredentialUsageDetails`
+//! (graph-api.md §5.4), one row per SSPR/MFA registration or reset event, folded into
+//! event counts per (feature, method, result) and the newest event per (feature, result).
+//! Feeds `entra_credential_usage_events` and
+//! `entra_credential_usage_last_event_timestamp_seconds`.
+//!
+//! Its successor `userEventsSummary` (§4.1) has the same row shape and uses this fold.
+//! `failureReason` is free text and never becomes a label, so it is not even parsed.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use serde::Deserialize;
+
+use super::credential_usage_summary::label;
+use super::page::Fold;
+
+/// The fields of one event the fold uses.
+#[derive(Debug, Deserialize)]
+pub struct Row<'a> {
+    /// `featureType`: `registration`, `reset`, or a later member.
+    #[serde(borrow, default)]
+    pub feature: Option<Cow<'a, str>>,
+    /// `usageAuthMethod`, as sent.
+    #[serde(rename = "authMethod", borrow, default)]
+    pub auth_method: Option<Cow<'a, str>>,
+    /// Whether the activity succeeded.
+    #[serde(rename = "isSuccess", default)]
+    pub is_success: Option<bool>,
+    /// ISO 8601 UTC with up to 7 fractional digits (§1.3).
+    #[serde(rename = "eventDateTime", borrow, default)]
+    pub event_date_time: Option<Cow<'a, str>>,
+}
+
+/// The `result` label of an event.
+pub fn result_label(is_success: Option<bool>) -> &'static str {
+    match is_success {
+        Some(true) => "success",
+        Some(false) => "failure",
+        None => "unknown",
+    }
+}
+
+/// Parses a DateTimeOffset to Unix seconds (fraction kept). `None` when unparseable.
+pub fn parse_event_time(text: &str) -> Option<f64> {
+    // Graph sends UTC with `Z`; an explicit zero offset is the same instant.
+    let text = text.trim();
+    let text = text.strip_suffix("+00:00").unwrap_or(text);
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches(['Z', 'z'])).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// The counts of one refresh.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageEventCounts {
+    /// `(feature, method, result)` ▸ events.
+    pub events: BTreeMap<(String, String, String), u64>,
+    /// `(feature, result)` ▸ Unix time of the newest event.
+    pub last_event: BTreeMap<(String, String), f64>,
+    /// Events whose `eventDateTime` could not be read (counted, not timed).
+    pub undated: u64,
+}
+
+/// Folds event rows (both usage-event reports).
+#[derive(Debug, Default)]
+pub struct Folder(pub UsageEventCounts);
+
+impl Fold for Folder {
+    type Row<'de> = Row<'de>;
+
+    fn add(&mut self, row: Row<'_>) {
+        let feature = label(row.feature.as_deref());
+        let result = result_label(row.is_success);
+        let key = (
+            feature.to_owned(),
+            label(row.auth_method.as_deref()).to_owned(),
+            result.to_owned(),
+        );
+        *self.0.events.entry(key).or_default() += 1;
+        match row.event_date_time.as_deref().and_then(parse_event_time) {
+            Some(t) => {
+                let last = self
+                    .0
+                    .last_event
+                    .entry((feature.to_owned(), result.to_owned()))
+                    .or_insert(t);
+                if t > *last {
+                    *last = t;
+                }
+            }
+            None => self.0.undated += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::page::fold_page;
+
+    #[test]
+    fn counts_events_and_keeps_the_newest() {
+        // graph-api.md §5.4 and §4.1 examples, plus drift and quirks.
+        let page = br##"{"@odata.context":"x","value":[
+          {"id":"5b0d8a3c","feature":"reset","userPrincipalName":"user@contoso.com","userDisplayName":"Some User",
+           "isSuccess":false,"authMethod":"email","failureReason":"User contacted an admin after trying the email verification option",
+           "eventDateTime":"2019-04-01T00:00:00Z"},
+          {"@odata.type":"#microsoft.graph.userEventsSummary","id":"3604e35c","feature":"registration","userPrincipalName":"johndoe@contoso.net",
+           "userDisplayName":"John Doe","isSuccess":true,"authMethod":"microsoftAuthenticatorPush","failureReason":"","eventDateTime":"2025-07-16T16:19:18Z"},
+          {"id":"a","feature":"reset","isSuccess":false,"authMethod":"email","failureReason":"x\"y","eventDateTime":"2019-04-02T00:00:00.6195833Z"},
+          {"id":"b","feature":"passwordChange","isSuccess":true,"authMethod":"qrCode","eventDateTime":"not a date"}
+        ]}"##;
+        let mut f = Folder::default();
+        assert_eq!(fold_page(page, &mut f).unwrap().rows, 4);
+        let c = &f.0;
+        let k = |a: &str, b: &str, r: &str| (a.to_owned(), b.to_owned(), r.to_owned());
+        assert_eq!(c.events[&k("reset", "email", "failure")], 2);
+        assert_eq!(
+            c.events[&k("registration", "microsoftAuthenticatorPush", "success")],
+            1
+        );
+        assert_eq!(c.events[&k("passwordChange", "qrCode", "success")], 1);
+        assert_eq!(
+            c.last_event[&("reset".to_owned(), "failure".to_owned())],
+            1_554_163_200.6195833
+        );
+        assert_eq!(
+            c.last_event[&("registration".to_owned(), "success".to_owned())],
+            1_752_682_758.0
+        );
+        assert_eq!(c.undated, 1);
+        assert_eq!(c.last_event.len(), 2);
+    }
+
+    #[test]
+    fn time_forms() {
+        assert_eq!(parse_event_time("1970-01-01T00:00:01Z"), Some(1.0));
+        assert_eq!(parse_event_time("1970-01-01T00:00:01+00:00"), Some(1.0));
+        assert_eq!(parse_event_time("1970-01-01T00:00:01.5Z"), Some(1.5));
+        assert_eq!(parse_event_time(""), None);
+        assert_eq!(parse_event_time("yesterday"), None);
+    }
+}

@@ -1,0 +1,62 @@
+//! `users_registered_by_method`: v1.0 `usersRegisteredByMethod(includedUserTypes,
+//! includedUserRoles)` (graph-api.md §3), a `userRegistrationMethodSummary`. Feeds
+//! `entra_summary_users{report="users_registered_by_method"}` and
+//! `entra_summary_users_with_method` (method as Graph sends it: an open string set).
+//!
+//! Delegated-only per Microsoft, like `users_registered_by_feature`.
+
+use serde::Deserialize;
+
+use super::users_registered_by::{Summary, parse_object, summarize};
+
+/// `userRegistrationMethodSummary`. The doc example omits `totalUserCount`; it reads 0.
+#[derive(Debug, Deserialize)]
+pub struct Response {
+    /// Users matching the type and role.
+    #[serde(rename = "totalUserCount", default)]
+    pub total_user_count: Option<u64>,
+    /// Users per method.
+    #[serde(rename = "userRegistrationMethodCounts", default)]
+    pub counts: Option<Vec<MethodCount>>,
+}
+
+/// `userRegistrationMethodCount`.
+#[derive(Debug, Deserialize)]
+pub struct MethodCount {
+    /// `password`, `mobilePhone`, `windowsHelloForBusiness`, …
+    #[serde(rename = "authenticationMethod", default)]
+    pub method: Option<String>,
+    /// Users.
+    #[serde(rename = "userCount", default)]
+    pub user_count: Option<u64>,
+}
+
+/// Parses one response into a [`Summary`] keyed by the method as sent.
+pub fn parse(body: &[u8]) -> Result<Summary, serde_json::Error> {
+    let r: Response = parse_object(body)?;
+    let entries = r
+        .counts
+        .into_iter()
+        .flatten()
+        .map(|c| (c.method, c.user_count));
+    Ok(summarize(r.total_user_count, entries, str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_example() {
+        let body = br##"{"@odata.type":"#microsoft.graph.userRegistrationMethodSummary","totalUserCount":23123,
+          "userTypes":"all","userRoles":"all","userRegistrationMethodCounts":[
+          {"authenticationMethod":"password","userCount":12209},
+          {"authenticationMethod":"windowsHelloForBusiness","userCount":223},
+          {"authenticationMethod":"mobilePhone","userCount":4234}]}"##;
+        let s = parse(body).unwrap();
+        assert_eq!(s.total_users, 23123);
+        assert_eq!(s.counts["password"], 12209);
+        assert_eq!(s.counts["windowsHelloForBusiness"], 223);
+        assert_eq!(s.counts.len(), 3);
+    }
+}
