@@ -418,15 +418,17 @@ impl Collector for StoreCollector {
                             ("user_types", types.as_str()),
                             ("user_roles", roles.as_str()),
                         ];
-                        summary_users.push(
-                            vec![
-                                ("tenant", tenant.as_str()),
-                                ("report", report.name()),
-                                ("user_types", types),
-                                ("user_roles", roles),
-                            ],
-                            s.total_users,
-                        );
+                        if let Some(total) = s.total_users {
+                            summary_users.push(
+                                vec![
+                                    ("tenant", tenant.as_str()),
+                                    ("report", report.name()),
+                                    ("user_types", types),
+                                    ("user_roles", roles),
+                                ],
+                                total,
+                            );
+                        }
                         for (name, n) in &s.counts {
                             let mut labels = pair.to_vec();
                             labels.push((key, name));

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use super::users_registered_by::{Summary, SummaryCounts, function_path};
 use super::{
     ReportKind, credential_usage_summary, credential_user_registration_count,
-    credential_user_registration_details, user_credential_usage_details, user_events_summary,
-    user_registration_details, users_registered_by_feature, users_registered_by_method,
+    credential_user_registration_details, user_credential_usage_details, user_registration_details,
+    users_registered_by_feature, users_registered_by_method,
 };
 use crate::config::TenantConfig;
 use crate::graph::paging::{WalkStats, walk};
@@ -91,14 +91,16 @@ pub async fn collect(
             };
             (data, stats)
         }
-        ReportKind::UserCredentialUsageDetails => {
+        ReportKind::UserCredentialUsageDetails | ReportKind::UserEventsSummary => {
+            // user_events_summary has the same rows (its module re-exports this fold).
             let mut fold = user_credential_usage_details::Folder::default();
             let stats = walk(client, url, endpoint, permission, &mut fold).await?;
-            (ReportData::UsageEvents(fold.0), stats)
-        }
-        ReportKind::UserEventsSummary => {
-            let mut fold = user_events_summary::Folder::default();
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            if fold.0.undated > 0 {
+                tracing::warn!(
+                    tenant = %tenant.name, report = %report, events = fold.0.undated,
+                    "events without a readable eventDateTime: counted, but not in the last-event timestamps"
+                );
+            }
             (ReportData::UsageEvents(fold.0), stats)
         }
         ReportKind::UsersRegisteredByFeature | ReportKind::UsersRegisteredByMethod => {

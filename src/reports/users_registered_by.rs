@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 /// One function result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// `totalUserCount`.
-    pub total_users: u64,
+    /// `totalUserCount`; `None` when Graph leaves it out (Microsoft's own method-summary
+    /// example does), so no made-up zero is exported.
+    pub total_users: Option<u64>,
     /// Feature (snake_case) or method (as sent) ▸ users.
     pub counts: BTreeMap<String, u64>,
 }
@@ -32,7 +33,7 @@ pub fn summarize(
     label: impl Fn(&str) -> String,
 ) -> Summary {
     let mut s = Summary {
-        total_users: total_user_count.unwrap_or(0),
+        total_users: total_user_count,
         ..Summary::default()
     };
     for (name, count) in entries {

@@ -57,7 +57,7 @@ mod tests {
           {"feature":"ssprCapable","userCount":4234},{"feature":"passwordlessCapable","userCount":323},
           {"feature":"mfaCapable","userCount":3345},{"feature":"mfaRegistered","userCount":3}]}"##;
         let s = parse(body).unwrap();
-        assert_eq!(s.total_users, 23123);
+        assert_eq!(s.total_users, Some(23123));
         assert_eq!(s.counts["sspr_registered"], 23423);
         assert_eq!(s.counts["passwordless_capable"], 323);
         assert_eq!(s.counts["mfa_capable"], 3345);

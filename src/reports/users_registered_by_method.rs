@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::users_registered_by::{Summary, parse_object, summarize};
 
-/// `userRegistrationMethodSummary`. The doc example omits `totalUserCount`; it reads 0.
+/// `userRegistrationMethodSummary`. The doc example omits `totalUserCount`.
 #[derive(Debug, Deserialize)]
 pub struct Response {
     /// Users matching the type and role.
@@ -54,9 +54,11 @@ mod tests {
           {"authenticationMethod":"windowsHelloForBusiness","userCount":223},
           {"authenticationMethod":"mobilePhone","userCount":4234}]}"##;
         let s = parse(body).unwrap();
-        assert_eq!(s.total_users, 23123);
+        assert_eq!(s.total_users, Some(23123));
         assert_eq!(s.counts["password"], 12209);
         assert_eq!(s.counts["windowsHelloForBusiness"], 223);
         assert_eq!(s.counts.len(), 3);
+        let doc = br#"{"userRegistrationMethodCounts":[{"authenticationMethod":"password","userCount":1}]}"#;
+        assert_eq!(parse(doc).unwrap().total_users, None);
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! Layout: `tenant` generates synthetic users, `truth` counts them, `rows` writes
 //! them as JSON, `token` is the STS, `graph` the report routes and paging, `filter` the
-//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing.
+//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing;
+//! `events` generates registration/reset events, `functions` serves the rest of the
+//! report family (function endpoints and event collections) and `family_truth` holds
+//! their truth.
 
 mod base64;
 mod dates;
