@@ -576,4 +576,92 @@ mod tests {
         assert!(text.contains("entra_exporter_report_last_success_timestamp_seconds{tenant=\"t\",report=\"user_registration_details\"} 1700000000.0\n"));
         assert!(text.contains("entra_users_by_preferred_method{tenant=\"t\",user_type=\"member\",role=\"user\",method=\"none\"} 1\n"), "{text}");
     }
+
+    #[test]
+    fn family_reports_encode_their_families() {
+        use crate::reports::credential_usage_summary::UsageActivityCounts;
+        use crate::reports::users_registered_by::Summary;
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let store = Arc::new(Store::default());
+        let publish = |report, data| {
+            store.publish(
+                "t",
+                report,
+                Snapshot {
+                    data,
+                    records: 1,
+                    finished_at: at,
+                },
+                Duration::from_secs(1),
+            )
+        };
+        let s = |v: &str| v.to_owned();
+        publish(
+            ReportKind::CredentialUserRegistrationCount,
+            ReportData::RegistrationStatus(RegistrationStatusCounts {
+                total_users: 10,
+                statuses: [(s("mfa_registered"), 4)].into(),
+            }),
+        );
+        publish(
+            ReportKind::CredentialUsageSummary,
+            ReportData::UsageActivities {
+                period: s("D7"),
+                counts: UsageActivityCounts {
+                    activities: [((s("reset"), s("email")), (3, 1))].into(),
+                },
+            },
+        );
+        publish(
+            ReportKind::UserEventsSummary,
+            ReportData::UsageEvents(UsageEventCounts {
+                events: [((s("reset"), s("email"), s("failure")), 2)].into(),
+                last_event: [((s("reset"), s("failure")), 1.5)].into(),
+                undated: 0,
+            }),
+        );
+        let summary = |k: &str, total| {
+            ReportData::Summary(SummaryCounts {
+                summaries: [(
+                    (s("member"), s("admin")),
+                    Summary {
+                        total_users: total,
+                        counts: [(s(k), 5)].into(),
+                    },
+                )]
+                .into(),
+            })
+        };
+        publish(
+            ReportKind::UsersRegisteredByFeature,
+            summary("mfa_capable", Some(9)),
+        );
+        publish(
+            ReportKind::UsersRegisteredByMethod,
+            summary("password", None),
+        );
+        let text = encode(&store);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("entra_exporter_"))
+            .collect();
+        let pair = "tenant=\"t\",user_types=\"member\",user_roles=\"admin\"";
+        assert_eq!(
+            samples,
+            vec![
+                "entra_credential_registration_users{tenant=\"t\",status=\"mfa_registered\"} 4".to_owned(),
+                "entra_credential_registration_total_users{tenant=\"t\"} 10".to_owned(),
+                "entra_credential_usage_activities{tenant=\"t\",period=\"D7\",feature=\"reset\",method=\"email\",result=\"success\"} 3".to_owned(),
+                "entra_credential_usage_activities{tenant=\"t\",period=\"D7\",feature=\"reset\",method=\"email\",result=\"failure\"} 1".to_owned(),
+                "entra_credential_usage_events{tenant=\"t\",source=\"user_events_summary\",feature=\"reset\",method=\"email\",result=\"failure\"} 2".to_owned(),
+                "entra_credential_usage_last_event_timestamp_seconds{tenant=\"t\",source=\"user_events_summary\",feature=\"reset\",result=\"failure\"} 1.5".to_owned(),
+                "entra_summary_users{tenant=\"t\",report=\"users_registered_by_feature\",user_types=\"member\",user_roles=\"admin\"} 9".to_owned(),
+                format!("entra_summary_users_with_feature{{{pair},feature=\"mfa_capable\"}} 5"),
+                format!("entra_summary_users_with_method{{{pair},method=\"password\"}} 5"),
+            ],
+            "{text}"
+        );
+        // Families nothing feeds are left out, not sent bare.
+        assert!(!text.contains("# TYPE entra_users "), "{text}");
+    }
 }
