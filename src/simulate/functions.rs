@@ -104,15 +104,11 @@ fn parse_args(args: &str) -> Result<Vec<(String, String)>, RouteError> {
         };
         let value = value.trim();
         // An enum literal may be qualified with its type: microsoft.graph.type'value'.
-        let quoted = value.find('\'').map(|i| &value[i..]);
+        let (qualifier, quoted) = value.split_at(value.find('\'').unwrap_or(value.len()));
         let literal = quoted
-            .and_then(|q| q.strip_prefix('\''))
+            .strip_prefix('\'')
             .and_then(|q| q.strip_suffix('\''))
-            .filter(|_| {
-                value
-                    .find('\'')
-                    .is_some_and(|i| i == 0 || value[..i].contains('.'))
-            });
+            .filter(|_| qualifier.is_empty() || qualifier.contains('.'));
         let Some(literal) = literal else {
             return Err((
                 400,
