@@ -186,6 +186,11 @@ async fn delegated_only_summaries_fail_clearly_once_per_refresh() {
         .await;
         let status = tokio::task::spawn_blocking(move || {
             exporter.terminate();
+            // The reader thread may still be draining the pipe: wait for the last line.
+            let deadline = std::time::Instant::now() + WAIT;
+            while !exporter.stderr().contains("shutting down") && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             exporter.stderr()
         });
         let log = status.await.unwrap();
