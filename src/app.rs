@@ -38,6 +38,7 @@ impl Exporter {
             .tenants
             .iter()
             .map(|t| {
+                metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
                 Arc::new(Tenant {
                     client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone()),
                     config: t.clone(),

@@ -73,6 +73,15 @@ pub enum RetryReason {
 }
 
 impl RetryReason {
+    /// Every reason, for initialising the counters.
+    pub const ALL: [Self; 5] = [
+        Self::Throttled,
+        Self::ServerError,
+        Self::Timeout,
+        Self::Network,
+        Self::TokenExpired,
+    ];
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
@@ -163,6 +172,36 @@ impl ExporterMetrics {
         );
     }
 
+    /// Creates the counters of `tenant` whose label values are known in advance at zero:
+    /// retries by every reason, token requests and refreshes of each of `reports` by
+    /// `success` and `error`. A counter that first appears at 1 hides that event from
+    /// `rate()` and `increase()` (so from the throttling alert), and a missing series
+    /// leaves dashboard panels empty instead of showing 0.
+    pub fn init_tenant<'a>(&self, tenant: &str, reports: impl IntoIterator<Item = &'a str>) {
+        let results = ["success", "error"];
+        for reason in RetryReason::ALL {
+            let _ = self.graph_retries.get_or_create(&RetryLabels {
+                tenant: tenant.to_owned(),
+                reason: reason.label().to_owned(),
+            });
+        }
+        for result in results {
+            let _ = self.token_requests.get_or_create(&ResultLabels {
+                tenant: tenant.to_owned(),
+                result: result.to_owned(),
+            });
+        }
+        for report in reports {
+            for result in results {
+                let _ = self.refreshes.get_or_create(&RefreshLabels {
+                    tenant: tenant.to_owned(),
+                    report: report.to_owned(),
+                    result: result.to_owned(),
+                });
+            }
+        }
+    }
+
     /// Counts one retry.
     pub fn retry(&self, tenant: &str, reason: RetryReason) {
         self.graph_retries
@@ -171,5 +210,40 @@ impl ExporterMetrics {
                 reason: reason.label().to_owned(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_tenant_exports_known_counters_at_zero() {
+        let metrics = ExporterMetrics::new();
+        metrics.init_tenant("t", ["user_registration_details"]);
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for reason in [
+            "throttled",
+            "server_error",
+            "timeout",
+            "network",
+            "token_expired",
+        ] {
+            let line = format!(
+                "entra_exporter_graph_retries_total{{tenant=\"t\",reason=\"{reason}\"}} 0\n"
+            );
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+        for result in ["success", "error"] {
+            assert!(text.contains(&format!(
+                "entra_exporter_token_requests_total{{tenant=\"t\",result=\"{result}\"}} 0\n"
+            )));
+            assert!(text.contains(&format!(
+                "entra_exporter_report_refreshes_total{{tenant=\"t\",report=\"user_registration_details\",result=\"{result}\"}} 0\n"
+            )));
+        }
     }
 }
