@@ -241,6 +241,44 @@ def ratio(feature, sel, by="tenant"):
     )
 
 
+def admins_without_mfa(sel, by=""):
+    """PromQL: admins (any user type) matching `sel` who are not MFA capable."""
+    agg = f"sum by ({by})" if by else "sum"
+    return (
+        f'{agg} (entra_users{{{sel}, role="admin"}})\n'
+        f'  - {agg} (entra_users_with_feature{{{sel}, role="admin", feature="mfa_capable"}})'
+    )
+
+
+def coverage_by_feature(sel):
+    """PromQL: per feature, the share of the users matching `sel` for whom it holds."""
+    return (
+        f"sum by (feature) (entra_users_with_feature{{{sel}}})\n"
+        f"  / ignoring (feature) group_left ()\n  (sum(entra_users{{{sel}}}) > 0)"
+    )
+
+
+def admins_without_mfa_stat(sel, description):
+    return stat(
+        "Admins without MFA",
+        description,
+        [target(admins_without_mfa(sel), "admins without MFA", instant=True)],
+        steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
+        decimals=0,
+    )
+
+
+def member_coverage_by_feature(sel, description):
+    return timeseries(
+        "Member coverage by feature",
+        description,
+        [target(coverage_by_feature(sel), "{{feature}}")],
+        "percentunit",
+        0,
+        1,
+    )
+
+
 def datasource_var():
     return {
         "type": "datasource",
@@ -340,12 +378,9 @@ def overview():
         panels.append(lay.place(gauge(title, desc + " One gauge per tenant.", [target(ratio(feature, sel), "{{tenant}}", instant=True)]), 5, 7))
     panels.append(
         lay.place(
-            stat(
-                "Admins without MFA",
+            admins_without_mfa_stat(
+                'tenant=~"$tenant"',
                 "Users holding an admin role (members and guests) who are not MFA capable, summed over the selected tenants. EntraAdminWithoutMfa fires above 0.",
-                [target(f'sum(entra_users{{tenant=~"$tenant", role="admin"}})\n  - sum(entra_users_with_feature{{tenant=~"$tenant", role="admin", feature="mfa_capable"}})', "admins without MFA", instant=True)],
-                steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                decimals=0,
             ),
             4,
             7,
@@ -369,14 +404,7 @@ def overview():
     )
     panels.append(
         lay.place(
-            timeseries(
-                "Member coverage by feature",
-                "Share of member users of all selected tenants together for whom each feature holds.",
-                [target(f"sum by (feature) (entra_users_with_feature{{{sel}}})\n  / ignoring (feature) group_left ()\n  (sum(entra_users{{{sel}}}) > 0)", "{{feature}}")],
-                "percentunit",
-                0,
-                1,
-            ),
+            member_coverage_by_feature(sel, "Share of member users of all selected tenants together for whom each feature holds."),
             12,
             9,
         )
@@ -408,7 +436,7 @@ def overview():
                     target(ratio("mfa_capable", sel), ref="B", instant=True, table=True),
                     target(ratio("sspr_capable", sel), ref="C", instant=True, table=True),
                     target(ratio("passwordless_capable", sel), ref="D", instant=True, table=True),
-                    target(f'sum by (tenant) (entra_users{{tenant=~"$tenant", role="admin"}})\n  - sum by (tenant) (entra_users_with_feature{{tenant=~"$tenant", role="admin", feature="mfa_capable"}})', ref="E", instant=True, table=True),
+                    target(admins_without_mfa('tenant=~"$tenant"', by="tenant"), ref="E", instant=True, table=True),
                 ],
                 "percentunit",
                 [
@@ -566,7 +594,7 @@ def tenant_detail():
                 "Share of users holding an admin role (members and guests) who are MFA registered, MFA capable and passwordless capable.",
                 [
                     target(
-                        f'sum by (feature) (entra_users_with_feature{{{admins}, feature=~"mfa_registered|mfa_capable|passwordless_capable"}})\n  / ignoring (feature) group_left ()\n  (sum(entra_users{{{admins}}}) > 0)',
+                        coverage_by_feature(admins).replace("{" + admins + "}", "{" + admins + ', feature=~"mfa_registered|mfa_capable|passwordless_capable"}', 1),
                         "{{feature}}",
                     )
                 ],
@@ -580,12 +608,9 @@ def tenant_detail():
     )
     panels.append(
         lay.place(
-            stat(
-                "Admins without MFA",
+            admins_without_mfa_stat(
+                t,
                 "Users holding an admin role who are not MFA capable. Set `admins_without_mfa = true` for the tenant to list them in entra_admin_without_mfa_info.",
-                [target(f'sum(entra_users{{{admins}}}) - sum(entra_users_with_feature{{{admins}, feature="mfa_capable"}})', "admins without MFA", instant=True)],
-                steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                decimals=0,
             ),
             8,
             8,
@@ -594,14 +619,7 @@ def tenant_detail():
     panels.append(lay.row("Trend"))
     panels.append(
         lay.place(
-            timeseries(
-                "Member coverage by feature",
-                "Share of member users for whom each feature holds, over time. Steps follow report refreshes.",
-                [target(f"sum by (feature) (entra_users_with_feature{{{sel}}})\n  / ignoring (feature) group_left ()\n  (sum(entra_users{{{sel}}}) > 0)", "{{feature}}")],
-                "percentunit",
-                0,
-                1,
-            ),
+            member_coverage_by_feature(sel, "Share of member users for whom each feature holds, over time. Steps follow report refreshes."),
             12,
             9,
         )
