@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from checks import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -50,15 +51,8 @@ def github_anchor(heading):
 
 
 def main():
-    failures = []
-    passed = 0
-
-    def expect(ok, message):
-        nonlocal passed
-        if ok:
-            passed += 1
-        else:
-            failures.append(message)
+    results = Results("rules")
+    expect = results.expect
 
     rules = yaml.safe_load(RULES.read_text())
     groups = {g["name"]: g["rules"] for g in rules["groups"]}
@@ -102,10 +96,7 @@ def main():
         expect(name in fired, f"alert {name}: no test where it fires in {TESTS.name}")
         expect(name in silent, f"alert {name}: no test where it stays silent in {TESTS.name}")
 
-    for f in failures:
-        print(f"FAIL {f}", file=sys.stderr)
-    print(f"rules: {passed} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return results.finish()
 
 
 if __name__ == "__main__":

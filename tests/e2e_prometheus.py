@@ -40,6 +40,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from checks import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -196,8 +197,7 @@ def main(argv):
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     procs = []
-    failures = []
-    passed = 0
+    results = Results("e2e")
     try:
         exporter_log = open(work / "exporter.log", "wb")
         exporter = subprocess.Popen(
@@ -244,16 +244,12 @@ def main(argv):
         print(f"e2e: exporter and prometheus up with data after {time.monotonic() - started:.0f}s", flush=True)
 
         def check(label, run):
-            nonlocal passed
             try:
                 result = run()
             except (QueryError, ValueError) as e:
-                failures.append(f"{label}: error: {e}")
+                results.fail(f"{label}: error: {e}")
                 return
-            if not finite_values(result):
-                failures.append(f"{label}: returned no data")
-                return
-            passed += 1
+            results.expect(finite_values(result), f"{label}: returned no data")
 
         dashboard_queries = 0
         for path in DASHBOARDS:
@@ -264,7 +260,7 @@ def main(argv):
                     q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
                     m = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", q)
                     if not m:
-                        failures.append(f"{path.name}: variable {v['name']}: cannot check query {q!r}")
+                        results.fail(f"{path.name}: variable {v['name']}: cannot check query {q!r}")
                         continue
                     metric, label = m.groups()
                     dashboard_queries += 1
@@ -279,7 +275,7 @@ def main(argv):
                     try:
                         expr = substitute(t["expr"])
                     except ValueError as e:
-                        failures.append(f"{label}: {e}")
+                        results.fail(f"{label}: {e}")
                         continue
                     if t.get("instant"):
                         check(label, lambda e=expr: p.instant(e))
@@ -302,13 +298,13 @@ def main(argv):
                     rule_exprs += 1
                     try:
                         p.instant(expr)
-                        passed += 1
+                        results.expect(True, "")
                     except QueryError as e:
-                        failures.append(f"alert {rule['alert']}: expression: error: {e}")
+                        results.fail(f"alert {rule['alert']}: expression: error: {e}")
                     try:
                         signal_expr = without_offsets(condition_as_bool(expr))
                     except ValueError as e:
-                        failures.append(f"alert {rule['alert']}: {e}")
+                        results.fail(f"alert {rule['alert']}: {e}")
                         continue
                     check(f"alert {rule['alert']}: condition as 0/1", lambda e=signal_expr: p.instant(e))
 
@@ -319,11 +315,11 @@ def main(argv):
         for name in names:
             rule = loaded.get(name)
             if rule is None:
-                failures.append(f"rule {name}: not loaded by Prometheus")
+                results.fail(f"rule {name}: not loaded by Prometheus")
             elif rule.get("health") != "ok":
-                failures.append(f"rule {name}: health {rule.get('health')}: {rule.get('lastError')}")
+                results.fail(f"rule {name}: health {rule.get('health')}: {rule.get('lastError')}")
             else:
-                passed += 1
+                results.expect(True, "")
 
         print(f"e2e: {dashboard_queries} dashboard queries (panels and variables) in {len(DASHBOARDS)} dashboards, "
               f"{rule_exprs} rule expressions ({len(names)} rules healthy in Prometheus)", flush=True)
@@ -337,7 +333,7 @@ def main(argv):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if failures or any(proc.returncode not in (0, -signal.SIGTERM) for _, proc in procs):
+        if results.failures or any(proc.returncode not in (0, -signal.SIGTERM) for _, proc in procs):
             for name in ("exporter.log", "prometheus.log"):
                 log = work / name
                 if log.exists():
@@ -345,10 +341,7 @@ def main(argv):
                     print(log.read_bytes()[-2048:].decode(errors="replace"), file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
 
-    for f in failures:
-        print(f"FAIL {f}", file=sys.stderr)
-    print(f"e2e: {passed} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return results.finish()
 
 
 if __name__ == "__main__":
