@@ -208,6 +208,11 @@ def bargauge(title, description, targets, unit, steps=None, min_=None, max_=None
     )
 
 
+def counts(title, description, expr, legend, steps=None):
+    """A bar gauge of user or event counts from one instant query."""
+    return bargauge(title, description, [target(expr, legend, instant=True)], "short", steps, decimals=0)
+
+
 def table(title, description, targets, unit, transformations, steps=None, decimals=None, overrides=None):
     defaults = field_defaults(unit, steps, decimals=decimals)
     p = panel(
@@ -476,6 +481,162 @@ def overview():
     )
 
 
+def usage_and_summary_rows(lay, t):
+    """Tenant-detail rows on the reports besides the registration details: SSPR and
+    registration activity (credential_usage_summary, user_credential_usage_details,
+    user_events_summary), the opt-in admin list, and the count and summary reports. A
+    tenant that does not enable a report shows "No data" there; each description names
+    the report to enable."""
+    act = f"entra_credential_usage_activities{{{t}"
+    failure_steps = [{"color": "green", "value": None}, {"color": "orange", "value": 0.1}, {"color": "red", "value": 0.25}]
+    panels = [lay.row("Self-service password reset and registration activity")]
+    panels.append(
+        lay.place(
+            stat(
+                "SSPR reset failure rate",
+                "Share of self-service password resets that failed in the usage period (`usage_period`, default 30 days). From the credential_usage_summary report.",
+                [target(f'sum({act}, feature="reset", result="failure"}})\n  / (sum({act}, feature="reset"}}) > 0)', "failure rate", instant=True)],
+                "percentunit",
+                failure_steps,
+                1,
+                0,
+                1,
+            ),
+            4,
+            8,
+        )
+    )
+    panels.append(
+        lay.place(
+            counts(
+                "SSPR resets by result",
+                "Self-service password resets in the usage period, by result. From the credential_usage_summary report.",
+                f'sum by (result) ({act}, feature="reset"}})',
+                "{{result}}",
+            ),
+            6,
+            8,
+        )
+    )
+    panels.append(
+        lay.place(
+            counts(
+                "SSPR reset failures by method",
+                "Failed self-service password resets in the usage period, by the method used to verify: a method that fails often needs looking at (lost phones, outdated numbers). From the credential_usage_summary report.",
+                f'sort_desc(sum by (method) ({act}, feature="reset", result="failure"}}))',
+                "{{method}}",
+                [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+            ),
+            7,
+            8,
+        )
+    )
+    panels.append(
+        lay.place(
+            counts(
+                "Activity by feature and result",
+                "Registrations, resets and password changes in the usage period, by result. From the credential_usage_summary report.",
+                f"sum by (feature, result) ({act}}})",
+                "{{feature}} {{result}}",
+            ),
+            7,
+            8,
+        )
+    )
+    panels.append(
+        lay.place(
+            timeseries(
+                "Usage events by feature and result",
+                "Registration and reset events the per-user usage reports returned (user_credential_usage_details, or its successor user_events_summary), by report, feature and result.",
+                [target(f"sum by (source, feature, result) (entra_credential_usage_events{{{t}}})", "{{source}} {{feature}} {{result}}")],
+                "short",
+                0,
+            ),
+            12,
+            8,
+        )
+    )
+    panels.append(
+        lay.place(
+            table(
+                "Time since the last event",
+                "How long ago the newest event of each feature and result happened, per usage report. A long-quiet reset failure is good news; a long-quiet success may mean SSPR is not used.",
+                [target(f"time() - entra_credential_usage_last_event_timestamp_seconds{{{t}}}", instant=True, table=True)],
+                "s",
+                [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True}, "renameByName": {"Value": "Since last event"}}}],
+            ),
+            12,
+            8,
+        )
+    )
+    panels.append(lay.row("Opt-in and summary reports"))
+    panels.append(
+        lay.place(
+            table(
+                "Admins without MFA (list)",
+                "Each user holding an admin role who is not MFA capable, by user principal name. Only for tenants with `admins_without_mfa = true`, at most `max_listed_admins` (default 100).",
+                [target(f"entra_admin_without_mfa_info{{{t}}}", instant=True, table=True)],
+                "short",
+                [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True, "Value": True}, "renameByName": {"user_principal_name": "User principal name"}}}],
+            ),
+            8,
+            10,
+        )
+    )
+    panels.append(
+        lay.place(
+            bargauge(
+                "Registration counts",
+                "Share of all users registered, enabled and capable for SSPR, MFA registered and passwordless capable, as counted by Microsoft (credential_user_registration_count report).",
+                [target(f"entra_credential_registration_users{{{t}}}\n  / on (tenant) group_left ()\n  (entra_credential_registration_total_users{{{t}}} > 0)", "{{status}}", instant=True)],
+                "percentunit",
+                COVERAGE_STEPS,
+                0,
+                1,
+                1,
+            ),
+            8,
+            10,
+        )
+    )
+    panels.append(
+        lay.place(
+            bargauge(
+                "Summary: features",
+                "Share of users for whom each feature holds, per queried user type and role, from Microsoft's own summary (users_registered_by_feature; delegated permission only).",
+                [
+                    target(
+                        f"entra_summary_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
+                        f'  (entra_summary_users{{{t}, report="users_registered_by_feature"}} > 0)',
+                        "{{user_types}}/{{user_roles}} {{feature}}",
+                        instant=True,
+                    )
+                ],
+                "percentunit",
+                COVERAGE_STEPS,
+                0,
+                1,
+                1,
+            ),
+            8,
+            10,
+        )
+    )
+    panels.append(
+        lay.place(
+            counts(
+                "Summary: methods",
+                "Users with each method registered, per queried user type and role, from Microsoft's own summary (users_registered_by_method; delegated permission only).",
+                f"sort_desc(entra_summary_users_with_method{{{t}}})",
+                "{{user_types}}/{{user_roles}} {{method}}",
+            ),
+            24,
+            10,
+        )
+    )
+    return panels
+
+
 def tenant_detail():
     lay = Layout()
     t = 'tenant="$tenant"'
@@ -528,12 +689,11 @@ def tenant_detail():
     )
     panels.append(
         lay.place(
-            bargauge(
+            counts(
                 "Users by type and role",
                 "Users in the registration report by user type and role.",
-                [target(f"sum by (user_type, role) (entra_users{{{t}}})", "{{user_type}} / {{role}}", instant=True)],
-                "short",
-                decimals=0,
+                f"sum by (user_type, role) (entra_users{{{t}}})",
+                "{{user_type}} / {{role}}",
             ),
             8,
             8,
@@ -542,12 +702,11 @@ def tenant_detail():
     panels.append(lay.row("Methods"))
     panels.append(
         lay.place(
-            bargauge(
+            counts(
                 "Methods registered",
                 "Users with each authentication method registered, as Graph names the method. A user with several methods counts under each.",
-                [target(f"sort_desc(sum by (method) (entra_users_with_method{{{t}}}))", "{{method}}", instant=True)],
-                "short",
-                decimals=0,
+                f"sort_desc(sum by (method) (entra_users_with_method{{{t}}}))",
+                "{{method}}",
             ),
             8,
             10,
@@ -575,12 +734,11 @@ def tenant_detail():
     )
     panels.append(
         lay.place(
-            bargauge(
+            counts(
                 "Registered methods per user",
                 "How many distinct methods users have registered: 0 means no method at all, 1 means no fallback when that one is lost.",
-                [target(f"sum by (methods) (entra_users_by_registered_methods{{{t}}})", "{{methods}} methods", instant=True)],
-                "short",
-                decimals=0,
+                f"sum by (methods) (entra_users_by_registered_methods{{{t}}})",
+                "{{methods}} methods",
             ),
             8,
             10,
@@ -638,6 +796,7 @@ def tenant_detail():
             9,
         )
     )
+    panels.extend(usage_and_summary_rows(lay, t))
     return dashboard(
         "entra-mfa-tenant",
         "Entra MFA tenant detail",

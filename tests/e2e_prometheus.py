@@ -223,12 +223,17 @@ def main(argv):
         started = time.monotonic()
         wait_for("prometheus ready", lambda: http_get(f"{p.base}/-/ready")[0] == 200, procs=procs)
         wait_for("exporter ready", lambda: http_get(f"http://127.0.0.1:{exporter_port}/-/ready")[0] == 200, procs=procs)
-        # Several scrapes of the demo tenant's data and several evaluations of the rules.
-        wait_for(
-            f"{MIN_SCRAPES} scrapes of the demo tenant",
-            lambda: min(finite_values(p.instant(f'count_over_time(entra_users_with_feature{{tenant="{DEMO_TENANT}"}}[5m])')) or [0]) >= MIN_SCRAPES,
-            procs=procs,
-        )
+        # Every report of the demo tenant has a snapshot, seen in several scrapes, and the
+        # rules have been evaluated several times.
+        def every_report_scraped():
+            reports = p.instant(f'entra_exporter_report_up{{tenant="{DEMO_TENANT}"}}')
+            ok = p.instant(
+                f'count_over_time(entra_exporter_report_last_success_timestamp_seconds{{tenant="{DEMO_TENANT}"}}[5m])'
+                f" >= {MIN_SCRAPES}"
+            )
+            return reports and len(ok) == len(reports)
+
+        wait_for(f"{MIN_SCRAPES} scrapes of every report of the demo tenant", every_report_scraped, procs=procs)
         wait_for(
             "recording rules evaluated",
             lambda: finite_values(p.instant("count_over_time(entra:admin_mfa_capable:ratio[5m])")) and min(finite_values(p.instant("count_over_time(entra:admin_mfa_capable:ratio[5m])"))) >= 2,
