@@ -1013,9 +1013,44 @@ def render(build):
     return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
 
 
+def lint(name, d):
+    """What every dashboard promises: datasource and tenant variables, and every panel
+    a description, the datasource variable, a unit and at least one query."""
+    problems = []
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    if variables.get("datasource", {}).get("type") != "datasource":
+        problems.append("no datasource variable")
+    if "tenant" not in variables:
+        problems.append("no tenant variable")
+    uids = {p["id"] for p in d["panels"]}
+    if len(uids) != len(d["panels"]):
+        problems.append("panel ids not unique")
+    for p in d["panels"]:
+        if p["type"] == "row":
+            continue
+        where = f"panel {p['title']!r}"
+        if not p.get("description"):
+            problems.append(f"{where}: no description")
+        if p.get("datasource") != DS or any(t.get("datasource") != DS for t in p["targets"]):
+            problems.append(f"{where}: not on the datasource variable")
+        if not p["fieldConfig"]["defaults"].get("unit"):
+            problems.append(f"{where}: no unit")
+        if not p["targets"]:
+            problems.append(f"{where}: no query")
+    return [f"{name}: {x}" for x in problems]
+
+
 def main(argv):
     check = "--check" in argv
     stale = []
+    problems = [x for name, build in DASHBOARDS.items() for x in lint(name, build())]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    uids = [build()["uid"] for build in DASHBOARDS.values()]
+    if len(set(uids)) != len(uids):
+        print(f"dashboard uids not unique: {uids}", file=sys.stderr)
+        return 1
     for name, build in DASHBOARDS.items():
         path = HERE / name
         text = render(build)
