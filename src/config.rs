@@ -15,6 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::graph::assertion::{AssertionAlgorithm, ClientCertificate};
 use crate::reports::ReportKind;
 use crate::secret::Secret;
 
@@ -87,9 +88,23 @@ impl Cloud {
     pub fn scope(self) -> String {
         format!("{}/.default", self.graph_url())
     }
+
+    /// Whether Microsoft offers `report` in this cloud. The legacy `credential*` and
+    /// `userCredentialUsageDetails` APIs are Global only (graph-api.md §1.1); the rest
+    /// are available in all four clouds.
+    pub fn offers(self, report: ReportKind) -> bool {
+        self == Self::Global
+            || !matches!(
+                report,
+                ReportKind::CredentialUserRegistrationDetails
+                    | ReportKind::CredentialUserRegistrationCount
+                    | ReportKind::CredentialUsageSummary
+                    | ReportKind::UserCredentialUsageDetails
+            )
+    }
 }
 
-/// How a tenant's app authenticates.
+/// How a tenant's app authenticates (README "Authentication").
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Credential {
@@ -98,7 +113,50 @@ pub enum Credential {
     /// A file holding the client secret, re-read at every token request so a rotated
     /// secret is picked up without a restart.
     ClientSecretFile(PathBuf),
+    /// A PEM file with the certificate and its RSA key: a signed client assertion,
+    /// re-read and re-signed at every token request (graph-api.md §8.3).
+    Certificate {
+        /// `certificate_file`.
+        file: PathBuf,
+        /// `assertion_algorithm`.
+        algorithm: AssertionAlgorithm,
+    },
+    /// Workload identity federation: the projected service-account token is the client
+    /// assertion, re-read at every token request because the kubelet rotates it (§9).
+    WorkloadIdentity {
+        /// `federated_token_file` (or `AZURE_FEDERATED_TOKEN_FILE`).
+        token_file: PathBuf,
+    },
+    /// An Azure managed identity: tokens come from the local identity endpoint (§10).
+    ManagedIdentity(ManagedIdentity),
 }
+
+/// Where a managed identity's tokens come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagedIdentity {
+    /// Full URL of the identity endpoint.
+    pub endpoint: String,
+    /// Which protocol `endpoint` speaks.
+    pub protocol: IdentityProtocol,
+    /// A user-assigned identity's client ID; `None` for the system-assigned identity.
+    pub client_id: Option<String>,
+}
+
+/// The two managed-identity token protocols (graph-api.md §10).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityProtocol {
+    /// VM instance metadata service: `Metadata: true`, api-version 2018-02-01.
+    Imds,
+    /// App Service / Container Apps: `X-IDENTITY-HEADER`, api-version 2019-08-01.
+    AppService {
+        /// `IDENTITY_HEADER`: a per-container secret.
+        header: Secret,
+    },
+}
+
+/// The VM instance metadata service's token endpoint (graph-api.md §10.1).
+pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// One report of one tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -185,6 +243,7 @@ struct RawTenant {
     client_secret: Option<Secret>,
     client_secret_file: Option<PathBuf>,
     certificate_file: Option<PathBuf>,
+    assertion_algorithm: Option<AssertionAlgorithm>,
     auth: Option<String>,
     federated_token_file: Option<PathBuf>,
     managed_identity_endpoint: Option<String>,
@@ -256,16 +315,29 @@ impl Config {
                     .into(),
             ]));
         }
-        resolve(raw)
+        if sources.use_env {
+            resolve(raw, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        } else {
+            resolve(raw, &|_| None)
+        }
     }
 
-    /// Parses TOML text alone (tests and tools).
+    /// Parses TOML text alone (tests and tools); no environment is read.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(text, &|_| None)
+    }
+
+    /// Parses TOML text with `env` standing in for the process environment (the
+    /// `AZURE_*` and `IDENTITY_*` fallbacks of workload and managed identity).
+    pub fn from_toml_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let raw: RawFile = Figment::new()
             .merge(Toml::string(text))
             .extract()
             .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
-        resolve(raw)
+        resolve(raw, env)
     }
 
     /// The effective configuration as TOML, secrets redacted.
@@ -308,7 +380,7 @@ fn describe_figment_error(e: figment::Error) -> String {
         .join("; ")
 }
 
-fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
+fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     let mut tenants = Vec::new();
     let mut names = BTreeSet::new();
@@ -342,12 +414,38 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
             bad("name", "is used by another tenant; names must be unique");
         }
 
-        let tenant_id = t.tenant_id.clone().unwrap_or_default();
+        let mode = match t.auth.as_deref() {
+            Some(
+                m @ ("client_secret" | "certificate" | "workload_identity" | "managed_identity"),
+            ) => m,
+            Some(other) => {
+                bad(
+                    "auth",
+                    &format!(
+                        "unknown value `{other}` (expected client_secret, certificate, workload_identity or managed_identity)"
+                    ),
+                );
+                ""
+            }
+            None if t.certificate_file.is_some() => "certificate",
+            None => "client_secret",
+        };
+        let wi = mode == "workload_identity";
+        let mi = mode == "managed_identity";
+        // Workload identity falls back to what the webhook injects (design.md).
+        let from_env = |value: &Option<String>, var: &str| {
+            value.clone().or_else(|| if wi { env(var) } else { None })
+        };
+
+        let tenant_id = from_env(&t.tenant_id, "AZURE_TENANT_ID").unwrap_or_default();
         if tenant_id.trim().is_empty() {
-            bad(
-                "tenant_id",
-                "is required (the tenant GUID or a verified domain)",
-            );
+            // A managed identity's tokens come from its own tenant; the id is optional.
+            if !mi {
+                bad(
+                    "tenant_id",
+                    "is required (the tenant GUID or a verified domain)",
+                );
+            }
         } else if ["common", "consumers", "organizations"]
             .contains(&tenant_id.to_lowercase().as_str())
         {
@@ -362,80 +460,126 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
             bad("tenant_id", "must be a GUID or a domain name");
         }
 
-        let client_id = t.client_id.clone().unwrap_or_default();
-        if client_id.trim().is_empty() {
+        let client_id = from_env(&t.client_id, "AZURE_CLIENT_ID").unwrap_or_default();
+        if client_id.trim().is_empty() && !mi {
             bad(
                 "client_id",
                 "is required (the app registration's Application (client) ID)",
             );
         }
 
-        if let Some(auth) = &t.auth {
-            match auth.as_str() {
-                "client_secret" => {}
-                "workload_identity" | "managed_identity" | "certificate" => bad(
-                    "auth",
-                    &format!(
-                        "`{auth}` is not supported by this version yet; use client_secret or client_secret_file"
-                    ),
-                ),
-                other => bad(
-                    "auth",
-                    &format!(
-                        "unknown value `{other}` (expected client_secret, certificate, workload_identity or managed_identity)"
-                    ),
-                ),
-            }
-        }
-        if t.certificate_file.is_some() {
-            bad(
+        // Keys of another mode are mistakes: say which mode they belong to.
+        for (key, set, owner) in [
+            ("client_secret", t.client_secret.is_some(), "client_secret"),
+            (
+                "client_secret_file",
+                t.client_secret_file.is_some(),
+                "client_secret",
+            ),
+            (
                 "certificate_file",
-                "certificate credentials are not supported by this version yet; use client_secret_file",
-            );
-        }
-        for (key, set) in [
-            ("federated_token_file", t.federated_token_file.is_some()),
+                t.certificate_file.is_some(),
+                "certificate",
+            ),
+            (
+                "assertion_algorithm",
+                t.assertion_algorithm.is_some(),
+                "certificate",
+            ),
+            (
+                "federated_token_file",
+                t.federated_token_file.is_some(),
+                "workload_identity",
+            ),
             (
                 "managed_identity_endpoint",
                 t.managed_identity_endpoint.is_some(),
+                "managed_identity",
             ),
         ] {
-            if set && t.auth.is_none() {
+            if set && !mode.is_empty() && owner != mode {
                 bad(
                     key,
-                    "is only used with `auth` = workload_identity or managed_identity",
+                    &format!("is only used with `auth` = {owner} (this tenant uses {mode})"),
                 );
             }
         }
-        let credential = match (&t.client_secret, &t.client_secret_file) {
-            (Some(_), Some(_)) => {
-                bad(
-                    "client_secret",
-                    "set either client_secret or client_secret_file, not both",
-                );
-                None
-            }
-            (Some(s), None) if s.is_blank() => {
-                bad("client_secret", "is empty");
-                None
-            }
-            (Some(s), None) => Some(Credential::ClientSecret(s.clone())),
-            (None, Some(path)) => match read_secret_file(path) {
-                Ok(_) => Some(Credential::ClientSecretFile(path.clone())),
-                Err(e) => {
-                    bad("client_secret_file", &e);
+        let credential = match mode {
+            "client_secret" => match (&t.client_secret, &t.client_secret_file) {
+                (Some(_), Some(_)) => {
+                    bad(
+                        "client_secret",
+                        "set either client_secret or client_secret_file, not both",
+                    );
+                    None
+                }
+                (Some(s), None) if s.is_blank() => {
+                    bad("client_secret", "is empty");
+                    None
+                }
+                (Some(s), None) => Some(Credential::ClientSecret(s.clone())),
+                (None, Some(path)) => match read_secret_file(path) {
+                    Ok(_) => Some(Credential::ClientSecretFile(path.clone())),
+                    Err(e) => {
+                        bad("client_secret_file", &e);
+                        None
+                    }
+                },
+                (None, None) => {
+                    bad(
+                        "client_secret_file",
+                        "a credential is required: set client_secret_file, certificate_file, \
+                         or `auth` = workload_identity or managed_identity",
+                    );
                     None
                 }
             },
-            (None, None) => {
-                if t.certificate_file.is_none() && t.auth.is_none() {
-                    bad(
-                        "client_secret_file",
-                        "a credential is required: set client_secret_file (or client_secret)",
-                    );
+            "certificate" => match &t.certificate_file {
+                None => {
+                    bad("certificate_file", "is required with `auth` = certificate");
+                    None
                 }
-                None
+                Some(file) => match ClientCertificate::load(file) {
+                    Ok(_) => Some(Credential::Certificate {
+                        file: file.clone(),
+                        algorithm: t.assertion_algorithm.unwrap_or_default(),
+                    }),
+                    Err(e) => {
+                        bad("certificate_file", &e);
+                        None
+                    }
+                },
+            },
+            "workload_identity" => {
+                let file = t
+                    .federated_token_file
+                    .clone()
+                    .or_else(|| env("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from));
+                match file {
+                    None => {
+                        bad(
+                            "federated_token_file",
+                            "is required with `auth` = workload_identity (or set AZURE_FEDERATED_TOKEN_FILE)",
+                        );
+                        None
+                    }
+                    Some(file) => match read_secret_file(&file) {
+                        Ok(_) => Some(Credential::WorkloadIdentity { token_file: file }),
+                        Err(e) => {
+                            bad("federated_token_file", &e);
+                            None
+                        }
+                    },
+                }
             }
+            "managed_identity" => managed_identity(t, &client_id, env).map_or_else(
+                |(key, e)| {
+                    bad(key, &e);
+                    None
+                },
+                |m| Some(Credential::ManagedIdentity(m)),
+            ),
+            _ => None,
         };
 
         let cloud = t.cloud.or(raw.cloud).unwrap_or_default();
@@ -447,8 +591,16 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
             bad("graph_url", &m);
             String::new()
         });
+        let authority_host = if wi {
+            env("AZURE_AUTHORITY_HOST")
+        } else {
+            None
+        };
         let login_url = check_url(
-            t.login_url.as_deref().or(raw.login_url.as_deref()),
+            t.login_url
+                .as_deref()
+                .or(raw.login_url.as_deref())
+                .or(authority_host.as_deref()),
             cloud.login_url(),
         )
         .unwrap_or_else(|m| {
@@ -485,6 +637,13 @@ fn resolve(raw: RawFile) -> Result<Config, ConfigError> {
                     &format!(
                         "unknown report `{r}` (known: {})",
                         ReportKind::ALL.map(ReportKind::name).join(", ")
+                    ),
+                ),
+                Some(kind) if !cloud.offers(kind) => bad(
+                    "reports",
+                    &format!(
+                        "report `{r}` is not offered by Microsoft in the `{cloud}` cloud \
+                         (Global only); remove it or use the global cloud"
                     ),
                 ),
                 Some(kind) if reports.iter().any(|c| c.kind == kind) => {
@@ -659,6 +818,49 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(secret)
+}
+
+/// The identity endpoint of `auth = "managed_identity"`: App Service / Container Apps
+/// when both `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set (design.md), else IMDS at
+/// `managed_identity_endpoint` or its well-known address. On error: the key and why.
+fn managed_identity(
+    t: &RawTenant,
+    client_id: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ManagedIdentity, (&'static str, String)> {
+    let (endpoint, protocol, key) = match (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER")) {
+        (Some(endpoint), Some(header)) => (
+            endpoint,
+            IdentityProtocol::AppService {
+                header: Secret::new(header),
+            },
+            "IDENTITY_ENDPOINT",
+        ),
+        _ => (
+            t.managed_identity_endpoint
+                .clone()
+                .unwrap_or_else(|| IMDS_ENDPOINT.to_owned()),
+            IdentityProtocol::Imds,
+            "managed_identity_endpoint",
+        ),
+    };
+    let url = reqwest::Url::parse(&endpoint)
+        .map_err(|e| (key, format!("`{endpoint}` is not a URL ({e})")))?;
+    // Both endpoints are host-local and speak plain http: allow it only where the
+    // request cannot leave the machine (loopback, or IMDS's link-local address).
+    let local =
+        is_loopback(&url) || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
+    if !(url.scheme() == "https" || url.scheme() == "http" && local) {
+        return Err((
+            key,
+            format!("`{endpoint}` must be https, or http to a loopback or link-local address"),
+        ));
+    }
+    Ok(ManagedIdentity {
+        endpoint,
+        protocol,
+        client_id: Some(client_id.to_owned()).filter(|c| !c.trim().is_empty()),
+    })
 }
 
 /// Checks a Graph or login root: https, or http to a loopback host only (tokens must

@@ -341,6 +341,7 @@ async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             server_error_every: args.server_error_every,
         },
         token_lifetime: args.token_lifetime,
+        ..SimConfig::default()
     };
     simulate::serve(args.listen, config, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

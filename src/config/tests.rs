@@ -199,18 +199,168 @@ fn secret_file_is_checked() {
     assert!(err(&text.replace("secret\"", "missing\"")).contains("cannot read"));
 }
 
+const APP_PEM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/auth/app.pem");
+const EC_PEM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/auth/ec.pem");
+
+fn with_credential(credential: &str) -> String {
+    MINIMAL.replace("client_secret = \"s3cr3t-value\"", credential)
+}
+
 #[test]
-fn unimplemented_auth_modes_are_clear_errors() {
-    let e = err(&MINIMAL.replace(
-        "client_secret = \"s3cr3t-value\"",
-        "certificate_file = \"a.pem\"",
+fn certificate_credentials_are_loaded_and_checked() {
+    let c =
+        Config::from_toml(&with_credential(&format!("certificate_file = {APP_PEM:?}"))).unwrap();
+    assert!(matches!(
+        &c.tenants[0].credential,
+        Credential::Certificate {
+            algorithm: AssertionAlgorithm::Ps256,
+            ..
+        }
     ));
+    let c = Config::from_toml(&with_credential(&format!(
+        "auth = \"certificate\"\ncertificate_file = {APP_PEM:?}\nassertion_algorithm = \"RS256\""
+    )))
+    .unwrap();
+    assert!(matches!(
+        &c.tenants[0].credential,
+        Credential::Certificate {
+            algorithm: AssertionAlgorithm::Rs256,
+            ..
+        }
+    ));
+    let shown = c.to_redacted_toml();
     assert!(
-        e.contains("certificate_file") && e.contains("not supported"),
+        shown.contains("app.pem") && !shown.contains("PRIVATE"),
+        "{shown}"
+    );
+    let e = err(&with_credential("certificate_file = \"missing.pem\""));
+    assert!(
+        e.contains("tenants[0]") && e.contains("certificate_file: cannot read missing.pem"),
         "{e}"
     );
-    let e = err(&format!("{MINIMAL}auth = \"managed_identity\"\n"));
-    assert!(e.contains("auth") && e.contains("not supported"), "{e}");
+    let e = err(&with_credential(&format!("certificate_file = {EC_PEM:?}")));
+    assert!(e.contains("certificate_file") && e.contains("RSA"), "{e}");
+    let e = err(&with_credential("auth = \"certificate\""));
+    assert!(e.contains("certificate_file: is required"), "{e}");
+    let e = err(&format!("{MINIMAL}certificate_file = {APP_PEM:?}\n"));
+    assert!(
+        e.contains(
+            "client_secret: is only used with `auth` = client_secret (this tenant uses certificate)"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}assertion_algorithm = \"HS256\"\n"));
+    assert!(e.contains("assertion_algorithm"), "{e}");
+}
+
+#[test]
+fn workload_identity_falls_back_to_the_webhook_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("azure-identity-token");
+    std::fs::write(&token, "eyJ.fake.jwt").unwrap();
+    let token_path = token.display().to_string();
+    let env = |k: &str| match k {
+        "AZURE_TENANT_ID" => Some("env-tenant.example".to_owned()),
+        "AZURE_CLIENT_ID" => Some("env-client".to_owned()),
+        "AZURE_FEDERATED_TOKEN_FILE" => Some(token_path.clone()),
+        "AZURE_AUTHORITY_HOST" => Some("https://login.microsoftonline.us/".to_owned()),
+        _ => None,
+    };
+    let text = "[[tenants]]\nname = \"k8s\"\nauth = \"workload_identity\"\n";
+    let c = Config::from_toml_with_env(text, &env).unwrap();
+    let t = &c.tenants[0];
+    assert_eq!(
+        (t.tenant_id.as_str(), t.client_id.as_str()),
+        ("env-tenant.example", "env-client")
+    );
+    assert_eq!(t.login_url, "https://login.microsoftonline.us");
+    assert!(
+        matches!(&t.credential, Credential::WorkloadIdentity { token_file } if token_file == &token)
+    );
+    // The file wins over the environment.
+    let c = Config::from_toml_with_env(
+        &format!(
+            "{text}tenant_id = \"file-tenant\"\nlogin_url = \"https://login.microsoftonline.com\"\n"
+        ),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.tenants[0].tenant_id, "file-tenant");
+    assert_eq!(c.tenants[0].login_url, "https://login.microsoftonline.com");
+    // Without the environment every missing piece is named.
+    let e = err(text);
+    for key in [
+        "tenant_id",
+        "client_id",
+        "federated_token_file: is required",
+    ] {
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    // Other modes do not read the workload-identity variables.
+    assert!(Config::from_toml_with_env(&with_credential(""), &env).is_err());
+}
+
+#[test]
+fn managed_identity_picks_imds_or_app_service() {
+    let text = "[[tenants]]\nname = \"vm\"\nauth = \"managed_identity\"\n";
+    let c = Config::from_toml(text).unwrap();
+    let Credential::ManagedIdentity(mi) = &c.tenants[0].credential else {
+        panic!("not managed identity")
+    };
+    assert_eq!(mi.endpoint, IMDS_ENDPOINT);
+    assert!(matches!(mi.protocol, IdentityProtocol::Imds) && mi.client_id.is_none());
+    let c = Config::from_toml(&format!(
+        "{text}client_id = \"uami\"\nmanaged_identity_endpoint = \"http://127.0.0.1:9/metadata/identity/oauth2/token\"\n"
+    ))
+    .unwrap();
+    let Credential::ManagedIdentity(mi) = &c.tenants[0].credential else {
+        panic!()
+    };
+    assert_eq!(mi.client_id.as_deref(), Some("uami"));
+    let env = |k: &str| match k {
+        "IDENTITY_ENDPOINT" => Some("http://localhost:42356/msi/token".to_owned()),
+        "IDENTITY_HEADER" => Some("hdr-secret".to_owned()),
+        _ => None,
+    };
+    let c = Config::from_toml_with_env(text, &env).unwrap();
+    let Credential::ManagedIdentity(mi) = &c.tenants[0].credential else {
+        panic!()
+    };
+    assert!(
+        matches!(&mi.protocol, IdentityProtocol::AppService { header } if header.expose() == "hdr-secret")
+    );
+    assert!(!c.to_redacted_toml().contains("hdr-secret"));
+    let e = err(&format!(
+        "{text}managed_identity_endpoint = \"http://example.com/token\"\n"
+    ));
+    assert!(
+        e.contains("managed_identity_endpoint") && e.contains("loopback or link-local"),
+        "{e}"
+    );
+    let e = err(&format!("{text}client_secret = \"x\"\n"));
+    assert!(e.contains("client_secret: is only used with"), "{e}");
+    let e = err(&format!("{MINIMAL}auth = \"kerberos\"\n"));
+    assert!(e.contains("auth: unknown value `kerberos`"), "{e}");
+}
+
+#[test]
+fn sovereign_clouds_refuse_global_only_reports() {
+    for cloud in ["usgov", "usgov_dod", "china"] {
+        let e = err(&format!(
+            "{MINIMAL}cloud = \"{cloud}\"\nreports = [\"credential_usage_summary\"]\n"
+        ));
+        assert!(
+            e.contains(&format!("report `credential_usage_summary` is not offered by Microsoft in the `{cloud}` cloud")),
+            "{e}"
+        );
+        let ok = format!("{MINIMAL}cloud = \"{cloud}\"\n");
+        assert!(Config::from_toml(&ok).is_ok());
+    }
+    for kind in ReportKind::ALL {
+        assert!(Cloud::Global.offers(kind));
+    }
+    assert!(!Cloud::China.offers(ReportKind::CredentialUserRegistrationDetails));
+    assert!(Cloud::China.offers(ReportKind::UserEventsSummary));
 }
 
 #[test]

@@ -1,28 +1,51 @@
-//! Access tokens from the identity platform's v2.0 token endpoint (client credentials,
-//! graph-api.md §8), cached and renewed before they expire.
+//! Access tokens, cached and renewed before they expire, from the identity platform's
+//! v2.0 token endpoint (client secret, certificate assertion or federated token;
+//! graph-api.md §8–§9) or from a managed identity's local endpoint (§10).
 
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::assertion::ClientCertificate;
 use super::error::TokenError;
-use crate::config::{Credential, TenantConfig, read_secret_file};
+use crate::config::{Credential, IdentityProtocol, TenantConfig, read_secret_file};
 use crate::metrics::{ExporterMetrics, ResultLabels};
 use crate::secret::Secret;
 
 /// Renew this long before expiry, capped at a fifth of the token's life so short-lived
 /// tokens (tests) are not renewed at every request.
 const RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// Timeout of one managed-identity token request.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Token-endpoint attempts for transient failures (network, 429, 5xx).
 const TOKEN_ATTEMPTS: u32 = 3;
+/// Managed-identity attempts: IMDS answers 404/410 for up to ~70 s while it updates
+/// (graph-api.md §10.1), so it gets more, longer-spaced tries.
+const IDENTITY_ATTEMPTS: u32 = 6;
+/// `client_assertion_type` of certificate and federated assertions (§8.2).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The token endpoint's answer, and the managed-identity endpoints' (which send every
+/// number as a string and may send `expires_on` instead of `expires_in`).
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Secret,
     #[serde(default)]
     token_type: String,
-    expires_in: u64,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    expires_on: Option<serde_json::Value>,
+}
+
+/// An integer sent as a JSON number or a string of digits.
+fn seconds(v: Option<&serde_json::Value>) -> Option<u64> {
+    match v? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -56,7 +79,6 @@ impl TokenSource {
     /// For `tenant`, sending requests with `http`.
     pub fn new(http: reqwest::Client, tenant: &TenantConfig, metrics: ExporterMetrics) -> Self {
         Self {
-            http,
             tenant: tenant.name.clone(),
             token_url: format!(
                 "{}/{}/oauth2/v2.0/token",
@@ -65,6 +87,12 @@ impl TokenSource {
             client_id: tenant.client_id.clone(),
             scope: tenant.scope.clone(),
             credential: tenant.credential.clone(),
+            // Managed identity endpoints are host-local and must not go through a proxy.
+            http: if matches!(tenant.credential, Credential::ManagedIdentity(_)) {
+                super::local_http_client(TOKEN_TIMEOUT)
+            } else {
+                http
+            },
             metrics,
             cache: Mutex::new(None),
         }
@@ -100,31 +128,83 @@ impl TokenSource {
         }
     }
 
-    async fn request(&self) -> Result<Cached, TokenError> {
-        let secret = match &self.credential {
-            Credential::ClientSecret(s) => s.clone(),
-            // Re-read every time so a rotated secret is used without a restart.
-            Credential::ClientSecretFile(path) => {
-                read_secret_file(path).map_err(|e| TokenError {
-                    status: 0,
-                    error: "client_secret_file".into(),
-                    description: e,
-                    codes: vec![],
-                    hint: None,
-                })?
-            }
+    /// One token request, built anew for every attempt: secret and token files are
+    /// re-read (rotation) and certificate assertions re-signed (fresh `jti`, `exp`).
+    fn build(&self) -> Result<reqwest::RequestBuilder, TokenError> {
+        let local = |key: &str, description: String| TokenError {
+            status: 0,
+            error: key.into(),
+            description,
+            codes: vec![],
+            hint: None,
         };
-        let form = [
-            ("client_id", self.client_id.as_str()),
-            ("scope", self.scope.as_str()),
-            ("client_secret", secret.expose()),
-            ("grant_type", "client_credentials"),
-        ];
+        let form = |credential: [(&'static str, &str); 2]| {
+            let mut fields = vec![
+                ("client_id", self.client_id.as_str()),
+                ("scope", self.scope.as_str()),
+                ("grant_type", "client_credentials"),
+            ];
+            fields.extend(credential.into_iter().filter(|(k, _)| !k.is_empty()));
+            self.http.post(&self.token_url).form(&fields)
+        };
+        Ok(match &self.credential {
+            Credential::ClientSecret(s) => form([("client_secret", s.expose()), ("", "")]),
+            Credential::ClientSecretFile(path) => {
+                let secret = read_secret_file(path).map_err(|e| local("client_secret_file", e))?;
+                form([("client_secret", secret.expose()), ("", "")])
+            }
+            Credential::Certificate { file, algorithm } => {
+                let assertion = ClientCertificate::load(file)
+                    .and_then(|c| c.assertion(*algorithm, &self.client_id, &self.token_url))
+                    .map_err(|e| local("certificate_file", e))?;
+                form([
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", &assertion),
+                ])
+            }
+            Credential::WorkloadIdentity { token_file } => {
+                let assertion =
+                    read_secret_file(token_file).map_err(|e| local("federated_token_file", e))?;
+                form([
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.expose()),
+                ])
+            }
+            Credential::ManagedIdentity(mi) => {
+                let mut url = reqwest::Url::parse(&mi.endpoint)
+                    .map_err(|e| local("managed_identity_endpoint", e.to_string()))?;
+                let (version, header, value) = match &mi.protocol {
+                    IdentityProtocol::Imds => ("2018-02-01", "Metadata", "true"),
+                    IdentityProtocol::AppService { header } => {
+                        ("2019-08-01", "X-IDENTITY-HEADER", header.expose())
+                    }
+                };
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("api-version", version);
+                    // v1-style resource: the scope without `/.default` (§10.1).
+                    q.append_pair("resource", self.scope.trim_end_matches("/.default"));
+                    if let Some(id) = &mi.client_id {
+                        q.append_pair("client_id", id);
+                    }
+                }
+                self.http.get(url).header(header, value)
+            }
+        })
+    }
+
+    async fn request(&self) -> Result<Cached, TokenError> {
+        let identity = matches!(self.credential, Credential::ManagedIdentity(_));
+        let attempts = if identity {
+            IDENTITY_ATTEMPTS
+        } else {
+            TOKEN_ATTEMPTS
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            let result = self.http.post(&self.token_url).form(&form).send().await;
+            let result = self.build()?.send().await;
             let transient = match result {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -133,18 +213,21 @@ impl TokenSource {
                         return parse_token(&body, started);
                     }
                     let err = TokenError::from_response(status, &body);
-                    if status != 429 && status < 500 {
+                    let retry = status == 429
+                        || status >= 500
+                        || identity && (status == 404 || status == 410);
+                    if !retry {
                         return Err(err);
                     }
                     err
                 }
                 Err(e) => transport(&e),
             };
-            if attempt >= TOKEN_ATTEMPTS {
+            if attempt >= attempts {
                 return Err(transient);
             }
             tracing::warn!(tenant = %self.tenant, attempt, error = %transient, "token request failed, retrying");
-            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt.min(6)))).await;
         }
     }
 }
@@ -176,7 +259,18 @@ fn parse_token(body: &[u8], requested_at: Instant) -> Result<Cached, TokenError>
     if resp.access_token.is_blank() {
         return Err(bad("empty access_token".into()));
     }
-    let life = Duration::from_secs(resp.expires_in);
+    let life = match seconds(resp.expires_in.as_ref()) {
+        Some(secs) => secs,
+        // Managed identity may send only the absolute expiry.
+        None => seconds(resp.expires_on.as_ref())
+            .ok_or_else(|| bad("the token response has neither expires_in nor expires_on".into()))?
+            .saturating_sub(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+    };
+    let life = Duration::from_secs(life);
     let margin = RENEW_MARGIN.min(life / 5);
     Ok(Cached {
         token: resp.access_token,
@@ -211,12 +305,31 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
-            parse_token(
-                br#"{"token_type":"Bearer","expires_in":"1","access_token":"x"}"#,
-                now
-            )
-            .is_err()
+        // Managed identity sends numbers as strings, and may send only `expires_on`.
+        let mi = parse_token(
+            br#"{"token_type":"Bearer","expires_in":"3599","expires_on":"1","access_token":"x"}"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(mi.renew_at - now, Duration::from_secs(3599 - 300));
+        let on = format!(
+            r#"{{"token_type":"Bearer","expires_on":"{}","access_token":"x"}}"#,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1000
         );
+        let on = parse_token(on.as_bytes(), now).unwrap();
+        assert!(
+            on.renew_at - now <= Duration::from_secs(800)
+                && on.renew_at - now > Duration::from_secs(700)
+        );
+        for bad in [
+            r#"{"token_type":"Bearer","expires_in":"soon","access_token":"x"}"#,
+            r#"{"token_type":"Bearer","access_token":"x"}"#,
+        ] {
+            assert!(parse_token(bad.as_bytes(), now).is_err(), "{bad}");
+        }
     }
 }

@@ -79,7 +79,18 @@ fn token_hint(code: u64) -> Option<&'static str> {
             "the tenant was not found: check tenant_id and that `cloud` matches where the tenant lives"
         }
         900023 => "tenant_id is not a valid tenant GUID or domain",
-        7000218 => "the request carried no credential: set client_secret_file",
+        7000218 => {
+            "the request carried no credential: set client_secret_file, certificate_file or `auth`"
+        }
+        700027 => {
+            "the client assertion was refused: upload this certificate (the .crt/.cer, public part) under App registrations ▸ Certificates & secrets, and check certificate_file holds its private key"
+        }
+        700024 => {
+            "the client assertion is outside its validity: check the host clock, and for workload identity that the projected token file is being refreshed"
+        }
+        70021 | 700211 | 700213 => {
+            "no federated credential matches the token: check the federated credential's issuer (the cluster's OIDC issuer URL), subject (system:serviceaccount:NAMESPACE:NAME) and audience (api://AzureADTokenExchange)"
+        }
         70011 | 1002012 | 700022 => {
             "the scope was rejected: it must be the Graph `/.default` scope of the tenant's cloud"
         }

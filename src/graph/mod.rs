@@ -1,6 +1,7 @@
 //! The Microsoft Graph client: tokens ([`auth`]), requests with retries ([`client`]),
 //! `@odata.nextLink` paging ([`paging`]) and typed errors ([`error`]).
 
+pub mod assertion;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -13,6 +14,21 @@ pub use error::GraphError;
 /// no redirects (a redirect must never carry the Authorization header elsewhere),
 /// bounded timeouts.
 pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    builder(timeout)
+        .build()
+        .expect("the TLS provider is installed and the builder options are static")
+}
+
+/// [`http_client`] without proxies, for host-local endpoints (managed identity): a
+/// proxy would see the request, or answer for the wrong host (graph-api.md §10.1).
+pub fn local_http_client(timeout: std::time::Duration) -> reqwest::Client {
+    builder(timeout)
+        .no_proxy()
+        .build()
+        .expect("the TLS provider is installed and the builder options are static")
+}
+
+fn builder(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     // Idempotent: fails only when a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -20,6 +36,4 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(timeout)
         .user_agent(concat!("entra-mfa-exporter/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the TLS provider is installed and the builder options are static")
 }

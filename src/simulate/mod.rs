@@ -10,11 +10,13 @@
 //!
 //! Layout: `tenant` generates synthetic users, `truth` counts them, `rows` writes
 //! them as JSON, `token` is the STS, `graph` the report routes and paging, `filter` the
-//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing;
+//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing,
+//! `assertion` the client-assertion checks, `identity` the managed-identity endpoints;
 //! `events` generates registration/reset events, `functions` serves the rest of the
 //! report family (function endpoints and event collections) and `family_truth` holds
 //! their truth.
 
+mod assertion;
 mod base64;
 mod dates;
 mod events;
@@ -23,6 +25,7 @@ mod faults;
 mod filter;
 mod functions;
 mod graph;
+mod identity;
 mod json;
 mod query;
 mod rng;
@@ -39,6 +42,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use assertion::{FEDERATED_AUDIENCE, FEDERATED_ISSUER};
 pub use family_truth::{
     RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
 };
@@ -52,6 +56,13 @@ pub const DEMO_CLIENT_ID: &str = "00000000-0000-4000-8000-0000000c11e7";
 /// Client secret accepted by the demo tenant. Not a credential of anything real.
 pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret-not-a-real-credential";
 
+/// Default `X-IDENTITY-HEADER` secret of the App Service-style identity endpoint.
+pub const DEFAULT_IDENTITY_HEADER: &str = "simulated-identity-header";
+/// Path of the simulated IMDS token endpoint (graph-api.md §10.1).
+pub const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+/// Path of the simulated App Service / Container Apps identity endpoint (§10.2).
+pub const APP_SERVICE_IDENTITY_PATH: &str = "/msi/token";
+
 /// How often the demo data completes one drift cycle.
 const DEMO_DRIFT_PERIOD: Duration = Duration::from_secs(2 * 3600);
 
@@ -64,6 +75,11 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Lifetime of issued access tokens (`expires_in`); default 3599 s as Entra sends.
     pub token_lifetime: Duration,
+    /// `tenant_id` of the tenant the host's system-assigned managed identity belongs to
+    /// (what the identity endpoints issue when no `client_id` is asked for).
+    pub system_identity_tenant: Option<String>,
+    /// The `X-IDENTITY-HEADER` value the App Service-style endpoint requires.
+    pub identity_header: String,
 }
 
 impl Default for SimConfig {
@@ -72,6 +88,8 @@ impl Default for SimConfig {
             tenants: Vec::new(),
             faults: Faults::default(),
             token_lifetime: Duration::from_secs(3599),
+            system_identity_tenant: None,
+            identity_header: DEFAULT_IDENTITY_HEADER.to_owned(),
         }
     }
 }
@@ -100,6 +118,16 @@ pub struct SimTenant {
     /// Real Graph refuses them (delegated only, graph-api.md §3.6), and so does the
     /// simulator by default; `--demo` turns this on so every family shows.
     pub app_only_summaries: bool,
+    /// PEM of the certificate registered on the app: certificate assertions are
+    /// verified against it (thumbprint and RSA signature). `None`: none registered.
+    pub certificate_pem: Option<String>,
+    /// Subject of the app's federated credential (issuer [`FEDERATED_ISSUER`], audience
+    /// `api://AzureADTokenExchange`); tokens from [`SimServer::federated_token`] with
+    /// this subject are accepted as client assertions. `None`: no federated credential.
+    pub federated_subject: Option<String>,
+    /// Client ID of a user-assigned managed identity in this tenant, granted the same
+    /// roles; the identity endpoints issue its tokens when asked with this `client_id`.
+    pub managed_identity: Option<String>,
 }
 
 impl std::fmt::Debug for SimTenant {
@@ -114,6 +142,9 @@ impl std::fmt::Debug for SimTenant {
             .field("licensed", &self.licensed)
             .field("drift", &self.drift)
             .field("app_only_summaries", &self.app_only_summaries)
+            .field("certificate", &self.certificate_pem.is_some())
+            .field("federated_subject", &self.federated_subject)
+            .field("managed_identity", &self.managed_identity)
             .finish()
     }
 }
@@ -138,6 +169,9 @@ impl SimTenant {
             licensed: true,
             drift: None,
             app_only_summaries: false,
+            certificate_pem: None,
+            federated_subject: None,
+            managed_identity: None,
         }
     }
 }

@@ -288,6 +288,17 @@ impl SimServer {
         true
     }
 
+    /// A federated token as the simulated Kubernetes issuer projects it into a pod (what
+    /// `AZURE_FEDERATED_TOKEN_FILE` holds): `sub` = `subject`, valid for `lifetime_secs`
+    /// (negative: already expired). Tenants whose `federated_subject` is `subject`
+    /// accept it as a client assertion.
+    pub fn federated_token(&self, subject: &str, lifetime_secs: i64) -> String {
+        self.state
+            .tokens
+            .verifier
+            .mint_federated(subject, lifetime_secs)
+    }
+
     /// Totals since start.
     pub fn counters(&self) -> SimCounters {
         *self.state.counters.lock().expect("counters poisoned")
@@ -379,8 +390,22 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         client_request_id: client_request_id.clone().unwrap_or_else(random_guid),
     };
     let path = super::query::percent_decode(uri.path());
-    let is_token = token_tenant(&path).is_some();
-    let reply = if let Some(tenant) = token_tenant(&path) {
+    let is_identity = super::identity::is_identity_path(&path);
+    let is_token = token_tenant(&path).is_some() || is_identity;
+    let reply = if is_identity {
+        if method != Method::GET {
+            Reply::sts(405, String::new()).with("allow", "GET".into())
+        } else {
+            super::identity::handle(
+                &state.config,
+                &state.tokens,
+                &path,
+                uri.query(),
+                header(&req, "metadata").as_deref(),
+                header(&req, "x-identity-header").as_deref(),
+            )
+        }
+    } else if let Some(tenant) = token_tenant(&path) {
         if method != Method::POST {
             Reply::sts(405, String::new()).with("allow", "POST".into())
         } else {

@@ -28,8 +28,7 @@ pub const SECRET: &str = "Sup3r-S3cret~value.for_tests";
 pub async fn start_sim(users: u64, seed: u64, configure: impl FnOnce(&mut SimConfig)) -> SimServer {
     let mut config = SimConfig {
         tenants: vec![SimTenant::new(TENANT_ID, CLIENT_ID, SECRET, users, seed)],
-        faults: Default::default(),
-        token_lifetime: Duration::from_secs(3599),
+        ..SimConfig::default()
     };
     configure(&mut config);
     SimServer::start(([127, 0, 0, 1], 0).into(), config)
