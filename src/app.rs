@@ -13,6 +13,7 @@ use crate::graph::{GraphClient, RetryPolicy, http_client};
 use crate::metrics::ExporterMetrics;
 use crate::poller::{Tenant, refresh};
 use crate::reports::ReportKind;
+use crate::shard::Shard;
 use crate::snapshot::{Store, StoreCollector};
 
 /// Per-request timeout: a 999-row report page can take tens of seconds on Graph.
@@ -27,6 +28,9 @@ pub struct Exporter {
     pub store: Arc<Store>,
     /// Self-metrics.
     pub metrics: ExporterMetrics,
+    /// Which shard of the tenants this replica collects (the config passed to
+    /// [`Exporter::new`] already holds only its tenants).
+    pub shard: Shard,
 }
 
 impl Exporter {
@@ -55,6 +59,7 @@ impl Exporter {
             tenants,
             store,
             metrics,
+            shard: Shard::default(),
         }
     }
 
@@ -62,6 +67,15 @@ impl Exporter {
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
         self.metrics.register(&mut registry);
+        // A separate info metric: entra_exporter_build_info's labels are fixed by design.md.
+        registry.register(
+            "entra_exporter_shard",
+            "Which shard of the configured tenants this replica collects (--shard.index of --shard.count).",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("shard_index", self.shard.index.to_string()),
+                ("shard_count", self.shard.count.to_string()),
+            ]),
+        );
         registry.register_collector(Box::new(StoreCollector(self.store.clone())));
         registry
     }

@@ -15,6 +15,7 @@ pub mod poller;
 pub mod reports;
 pub mod secret;
 pub mod server;
+pub mod shard;
 pub mod simulate;
 pub mod snapshot;
 pub mod util;

@@ -13,6 +13,7 @@ use entra_mfa_exporter::config::{Config, Sources};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::logging::{self, LogFormat};
 use entra_mfa_exporter::server::{ServerState, serve};
+use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{self, Faults, SimConfig, SimServer, SimTenant};
 use entra_mfa_exporter::{poller, reports::ReportKind};
 
@@ -94,7 +95,8 @@ struct Cli {
         value_name = "PATH"
     )]
     snapshot_file: Option<PathBuf>,
-    /// This replica's shard.
+    /// This replica's shard: collect only the tenants whose name's FNV-1a 64 hash
+    /// modulo --shard.count is this.
     #[arg(
         long = "shard.index",
         env = "ENTRA_EXPORTER_SHARD_INDEX",
@@ -191,10 +193,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for (set, flag) in [
         (cli.web_config_file.is_some(), "--web.config.file"),
         (cli.snapshot_file.is_some(), "--storage.snapshot-file"),
-        (
-            cli.shard_count != 1 || cli.shard_index != 0,
-            "--shard.index/--shard.count",
-        ),
     ] {
         if set {
             bail!("{flag} is not supported by this version yet");
@@ -207,19 +205,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let config = match &demo {
+    let shard = Shard::new(cli.shard_index, cli.shard_count).map_err(anyhow::Error::msg)?;
+    let mut config = match &demo {
         Some(sim) => demo_config(sim)?,
         None => Config::load(&Sources {
             file: cli.config_file.clone(),
             use_env: true,
         })?,
     };
+    let configured = config.tenants.len();
+    config.tenants.retain(|t| shard.owns(&t.name));
+    if shard.count > 1 {
+        tracing::info!(%shard, tenants = config.tenants.len(), configured, "collecting this shard's tenants");
+        if config.tenants.is_empty() {
+            tracing::warn!(%shard, configured, "no configured tenant hashes to this shard");
+        }
+    }
     if cli.check_config {
         print!("{}", config.to_redacted_toml());
         return Ok(ExitCode::SUCCESS);
     }
 
-    let exporter = Exporter::new(&config, RetryPolicy::default());
+    let mut exporter = Exporter::new(&config, RetryPolicy::default());
+    exporter.shard = shard;
     if cli.once {
         return once(&exporter, cli.output.as_deref()).await;
     }
@@ -238,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         registry: exporter.registry(),
         store: exporter.store.clone(),
         telemetry_path: cli.telemetry_path.clone(),
+        shard,
         banner: demo.as_ref().map(|_| {
             "Demo mode: the tenant \"demo\" is simulated in-process; its data drifts over time."
                 .to_owned()

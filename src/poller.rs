@@ -1,5 +1,8 @@
-//! Background refresh: one task per (tenant, report) on its interval, with start
-//! jitter, publishing whole snapshots to the store.
+//! Background refresh: one task per (tenant, report) on its interval, publishing whole
+//! snapshots to the store. Tasks are independent: a tenant that fails or hangs delays
+//! no other. With many tenants the refreshes are spread evenly instead of firing
+//! together: the first refreshes over the first tenth of the interval (at most 30 s, so
+//! `/-/ready` comes soon), every later one at its own phase of the whole interval.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +16,27 @@ use crate::metrics::{ExporterMetrics, RefreshLabels};
 use crate::reports::ReportKind;
 use crate::reports::collect::collect;
 use crate::snapshot::Store;
-use crate::util;
 
 /// Longest start delay: enough to spread a restart's requests, short enough that
 /// `/-/ready` comes soon.
-const MAX_START_JITTER: Duration = Duration::from_secs(30);
+const MAX_START_SPREAD: Duration = Duration::from_secs(30);
+
+/// Delay of the first refresh of the poller at `slot` (0 ≤ slot < 1) of all pollers.
+pub fn first_delay(slot: f64, interval: Duration) -> Duration {
+    (interval / 10).min(MAX_START_SPREAD).mul_f64(slot)
+}
+
+/// When (from start) the second refresh runs: the poller's phase point
+/// `slot·interval + k·interval`, the first one at least half an interval after the
+/// first refresh began (`first`). Later refreshes follow every `interval`, so `n`
+/// pollers refresh `interval/n` apart in the steady state.
+pub fn second_refresh(first: Duration, slot: f64, interval: Duration) -> Duration {
+    let mut at = interval.mul_f64(slot);
+    while at < first + interval / 2 {
+        at += interval;
+    }
+    at
+}
 
 /// A tenant's config and client.
 #[derive(Debug)]
@@ -78,6 +97,13 @@ pub fn spawn_all(
     shutdown: watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    let total = tenants
+        .iter()
+        .map(|t| t.config.reports.len())
+        .sum::<usize>()
+        .max(1);
+    let start = tokio::time::Instant::now();
+    let mut index = 0;
     for tenant in tenants {
         for report in &tenant.config.reports {
             let (tenant, store, metrics, mut shutdown) = (
@@ -87,17 +113,23 @@ pub fn spawn_all(
                 shutdown.clone(),
             );
             let (kind, interval) = (report.kind, report.refresh_interval);
+            let slot = index as f64 / total as f64;
+            index += 1;
             set.spawn(async move {
-                let jitter = (interval / 10)
-                    .min(MAX_START_JITTER)
-                    .mul_f64(util::random_unit());
-                let mut next = tokio::time::Instant::now() + jitter;
+                let first = first_delay(slot, interval);
+                let mut next = start + first;
+                let mut refreshed = false;
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep_until(next) => {}
                         _ = shutdown.wait_for(|stop| *stop) => return,
                     }
-                    next += interval;
+                    next = if refreshed {
+                        next + interval
+                    } else {
+                        start + second_refresh(first, slot, interval)
+                    };
+                    refreshed = true;
                     tokio::select! {
                         _ = refresh(&tenant, kind, &store, &metrics) => {}
                         _ = shutdown.wait_for(|stop| *stop) => return,
@@ -110,4 +142,34 @@ pub fn spawn_all(
         }
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_spread_over_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(first_delay(0.0, hour), Duration::ZERO);
+        assert_eq!(first_delay(0.5, hour), Duration::from_secs(15));
+        assert_eq!(
+            first_delay(0.5, Duration::from_secs(20)),
+            Duration::from_secs(1)
+        );
+        // 4 pollers: steady-state phases a quarter hour apart, and the gap after the
+        // first refresh between half and one and a half intervals.
+        let mut phases = Vec::new();
+        for k in 0..4 {
+            let slot = k as f64 / 4.0;
+            let first = first_delay(slot, hour);
+            let second = second_refresh(first, slot, hour);
+            assert!(
+                second >= first + hour / 2 && second < first + hour * 3 / 2,
+                "{k}"
+            );
+            phases.push(second.as_secs() % 3600);
+        }
+        assert_eq!(phases, vec![0, 900, 1800, 2700]);
+    }
 }

@@ -36,6 +36,8 @@ pub struct ServerState {
     pub store: Arc<Store>,
     /// `--web.telemetry-path`.
     pub telemetry_path: String,
+    /// Which shard of the tenants this replica collects.
+    pub shard: crate::shard::Shard,
     /// Shown on the landing page (e.g. "demo mode").
     pub banner: Option<String>,
 }
@@ -221,6 +223,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 .pending{{color:#9a6700}}.banner{{background:#fff8c5;padding:.5em}}</style></head>
 <body><h1>Entra MFA Exporter</h1>
 <p>Version {version}. Prometheus exporter for Microsoft Entra ID authentication-methods reports.</p>
+<p>Shard {shard} (<code>--shard.index</code> of <code>--shard.count</code>): this replica collects the tenants listed below.</p>
 {banner}
 <ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li></ul>
 <h2>Reports</h2>
@@ -229,6 +232,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 </body></html>
 "#,
         version = env!("CARGO_PKG_VERSION"),
+        shard = state.shard,
     )
 }
 
@@ -248,6 +252,7 @@ mod tests {
             registry,
             store,
             telemetry_path: "/metrics".into(),
+            shard: crate::shard::Shard::new(1, 3).unwrap(),
             banner: None,
         }
     }
@@ -290,5 +295,6 @@ mod tests {
                 && page.contains("failing")
         );
         assert!(!page.contains("<b>"));
+        assert!(page.contains("Shard 1 of 3"), "{page}");
     }
 }

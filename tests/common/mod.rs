@@ -345,10 +345,20 @@ pub fn http() -> reqwest::Client {
 pub async fn poll_until(
     url: &str,
     accept: &str,
+    ok: impl FnMut(u16, &str) -> bool,
+) -> (u16, String) {
+    poll_until_within(url, accept, WAIT, ok).await
+}
+
+/// GETs `url` until `ok` accepts the response or `bound` passes.
+pub async fn poll_until_within(
+    url: &str,
+    accept: &str,
+    bound: Duration,
     mut ok: impl FnMut(u16, &str) -> bool,
 ) -> (u16, String) {
     let client = http();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + bound;
     loop {
         if let Ok(resp) = client.get(url).header("Accept", accept).send().await {
             let status = resp.status().as_u16();
