@@ -217,6 +217,14 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_file: Option<PathBuf>,
+    certificate_file: Option<PathBuf>,
+    assertion_algorithm: Option<AssertionAlgorithm>,
+    auth: Option<String>,
+    federated_token_file: Option<PathBuf>,
+    managed_identity_endpoint: Option<String>,
     refresh_interval: Option<String>,
     report_refresh_intervals: Option<BTreeMap<String, String>>,
     reports: Option<Vec<String>>,
@@ -399,6 +407,7 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     });
 
     for (index, t) in raw.tenants.iter().enumerate() {
+        let t = &inherit_credential(t, &raw);
         let label = match &t.name {
             Some(n) if !n.is_empty() => format!("tenant {n:?} (tenants[{index}])"),
             _ => format!("tenants[{index}]"),
@@ -754,6 +763,33 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// `t` with the top level's `client_id` and credential filled in where it sets none.
+/// The credential is inherited as a whole: a tenant that sets any credential key
+/// (e.g. its own `client_secret_file`) takes nothing of the top level's (e.g. its
+/// `certificate_file`), so overriding never mixes two modes.
+fn inherit_credential(t: &RawTenant, top: &RawFile) -> RawTenant {
+    let mut t = t.clone();
+    t.client_id = t.client_id.or_else(|| top.client_id.clone());
+    let own = t.auth.is_some()
+        || t.client_secret.is_some()
+        || t.client_secret_file.is_some()
+        || t.certificate_file.is_some()
+        || t.federated_token_file.is_some()
+        || t.managed_identity_endpoint.is_some();
+    if !own {
+        t.auth = top.auth.clone();
+        t.client_secret = top.client_secret.clone();
+        t.client_secret_file = top.client_secret_file.clone();
+        t.certificate_file = top.certificate_file.clone();
+        t.federated_token_file = top.federated_token_file.clone();
+        t.managed_identity_endpoint = top.managed_identity_endpoint.clone();
+    }
+    if t.certificate_file.is_some() {
+        t.assertion_algorithm = t.assertion_algorithm.or(top.assertion_algorithm);
+    }
+    t
 }
 
 /// A `report_refresh_intervals` table: report name ▸ interval.

@@ -161,6 +161,14 @@ struct SimulateArgs {
     /// Serve usersRegisteredByFeature/Method to app-only tokens (real Graph refuses them).
     #[arg(long)]
     app_only_summaries: bool,
+    /// Serve this many tenants (load tests of many-tenant setups): tenant i (from 0)
+    /// has tenant ID `{tenant-id}-{i}` and seed `{seed}+i`; client ID and secret are shared.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    tenants: u32,
+    /// PEM certificate registered on the app: certificate client assertions are verified
+    /// against it.
+    #[arg(long, value_name = "PATH")]
+    certificate: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -332,18 +340,36 @@ fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
 }
 
 async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let mut tenant = SimTenant::new(
-        args.tenant_id,
-        args.client_id,
-        args.client_secret,
-        args.users,
-        args.seed,
-    );
-    tenant.licensed = !args.unlicensed;
-    tenant.drift = args.drift;
-    tenant.app_only_summaries = args.app_only_summaries;
+    let certificate = match &args.certificate {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tenants: Vec<SimTenant> = (0..args.tenants)
+        .map(|i| {
+            let tenant_id = if args.tenants == 1 {
+                args.tenant_id.clone()
+            } else {
+                format!("{}-{i}", args.tenant_id)
+            };
+            let mut tenant = SimTenant::new(
+                tenant_id,
+                args.client_id.clone(),
+                args.client_secret.clone(),
+                args.users,
+                args.seed + u64::from(i),
+            );
+            tenant.licensed = !args.unlicensed;
+            tenant.drift = args.drift;
+            tenant.certificate_pem = certificate.clone();
+            tenant.app_only_summaries = args.app_only_summaries;
+            tenant
+        })
+        .collect();
     let config = SimConfig {
-        tenants: vec![tenant],
+        tenants,
         faults: Faults {
             throttle_every: args.throttle_every,
             retry_after: args.retry_after,

@@ -254,6 +254,29 @@ fn certificate_credentials_are_loaded_and_checked() {
 }
 
 #[test]
+fn credentials_at_the_top_level_are_inherited_whole() {
+    let text = format!(
+        "client_id = \"msp-app\"\ncertificate_file = {APP_PEM:?}\nassertion_algorithm = \"RS256\"\n\
+         [[tenants]]\nname = \"a\"\ntenant_id = \"a.example\"\n\
+         [[tenants]]\nname = \"b\"\ntenant_id = \"b.example\"\nclient_id = \"own\"\nclient_secret = \"s\"\n"
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert_eq!(c.tenants[0].client_id, "msp-app");
+    assert!(matches!(
+        c.tenants[0].credential,
+        Credential::Certificate {
+            algorithm: AssertionAlgorithm::Rs256,
+            ..
+        }
+    ));
+    assert_eq!(c.tenants[1].client_id, "own");
+    assert!(matches!(
+        c.tenants[1].credential,
+        Credential::ClientSecret(_)
+    ));
+}
+
+#[test]
 fn workload_identity_falls_back_to_the_webhook_variables() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("azure-identity-token");
