@@ -138,26 +138,26 @@ impl TokenSource {
             codes: vec![],
             hint: None,
         };
-        let form = |credential: [(&'static str, &str); 2]| {
+        let form = |credential: &[(&str, &str)]| {
             let mut fields = vec![
                 ("client_id", self.client_id.as_str()),
                 ("scope", self.scope.as_str()),
                 ("grant_type", "client_credentials"),
             ];
-            fields.extend(credential.into_iter().filter(|(k, _)| !k.is_empty()));
+            fields.extend_from_slice(credential);
             self.http.post(&self.token_url).form(&fields)
         };
         Ok(match &self.credential {
-            Credential::ClientSecret(s) => form([("client_secret", s.expose()), ("", "")]),
+            Credential::ClientSecret(s) => form(&[("client_secret", s.expose())]),
             Credential::ClientSecretFile(path) => {
                 let secret = read_secret_file(path).map_err(|e| local("client_secret_file", e))?;
-                form([("client_secret", secret.expose()), ("", "")])
+                form(&[("client_secret", secret.expose())])
             }
             Credential::Certificate { file, algorithm } => {
                 let assertion = ClientCertificate::load(file)
                     .and_then(|c| c.assertion(*algorithm, &self.client_id, &self.token_url))
                     .map_err(|e| local("certificate_file", e))?;
-                form([
+                form(&[
                     ("client_assertion_type", JWT_BEARER),
                     ("client_assertion", &assertion),
                 ])
@@ -165,7 +165,7 @@ impl TokenSource {
             Credential::WorkloadIdentity { token_file } => {
                 let assertion =
                     read_secret_file(token_file).map_err(|e| local("federated_token_file", e))?;
-                form([
+                form(&[
                     ("client_assertion_type", JWT_BEARER),
                     ("client_assertion", assertion.expose()),
                 ])

@@ -254,6 +254,9 @@ pub struct Exporter {
     pub child: Child,
     pub addr: String,
     pub stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The thread copying stderr into `stderr_lines`; joined after exit so the last
+    /// lines (e.g. "shutting down") are there before anyone reads them.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Exporter {
@@ -274,7 +277,7 @@ impl Exporter {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("msg=listening") {
                     let addr = line
@@ -296,6 +299,7 @@ impl Exporter {
             child,
             addr,
             stderr_lines: lines,
+            reader: Some(reader),
         }
     }
 
@@ -312,6 +316,10 @@ impl Exporter {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The pipe closes with the process: the reader reaches EOF promptly.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return status;
             }
             assert!(
