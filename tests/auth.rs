@@ -315,7 +315,21 @@ async fn standard_azure_variables_alone_run_certificate_and_workload_identity() 
         let mut wi = base();
         wi.push(("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()));
         wi.push(("AZURE_AUTHORITY_HOST", format!("{url}/")));
-        assert_up(&once_with_env(vec!["--once".into()], wi).await);
+        // At trace level, the HTTP stack's included, nothing of the federated token
+        // reaches the logs or the output.
+        wi.push(("RUST_LOG", "trace".into()));
+        let out = once_with_env(vec!["--once".into()], wi).await;
+        assert_up(&out);
+        let token = std::fs::read_to_string(&file).unwrap();
+        let signature = token.rsplit('.').next().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("level=trace"), "trace logs on: {stderr}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(signature),
+                "token leaked"
+            );
+        }
         // Certificate from AZURE_CLIENT_CERTIFICATE_PATH.
         let mut cert = base();
         cert.push((
