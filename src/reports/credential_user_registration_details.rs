@@ -3,31 +3,61 @@
 //! no user type, admin flag or preferred method, so its users land in the
 //! `user_type="unknown", role="unknown"` group with four features.
 
-use std::borrow::Cow;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 
-use super::page::Fold;
+use super::page::{Fold, StrList, next_key};
 use crate::aggregate::{RegistrationCounts, Source, UserFacts};
 
-/// The fields of one row the aggregation uses.
-#[derive(Debug, Deserialize)]
+/// The fields of one row the aggregation uses, deserialized by hand like
+/// [`super::user_registration_details::Row`] (keys as bytes, methods inline).
+#[derive(Debug, Default)]
 pub struct Row<'a> {
-    /// `registrationAuthMethod` values, counted as sent.
-    #[serde(rename = "authMethods", borrow, default)]
-    pub auth_methods: Option<Vec<Cow<'a, str>>>,
-    /// SSPR registered.
-    #[serde(rename = "isRegistered", default)]
+    /// `authMethods`: `registrationAuthMethod` values, counted as sent.
+    pub auth_methods: StrList<'a>,
+    /// `isRegistered`: SSPR registered.
     pub is_registered: Option<bool>,
-    /// SSPR enabled.
-    #[serde(rename = "isEnabled", default)]
+    /// `isEnabled`: SSPR enabled.
     pub is_enabled: Option<bool>,
-    /// SSPR capable.
-    #[serde(rename = "isCapable", default)]
+    /// `isCapable`: SSPR capable.
     pub is_capable: Option<bool>,
-    /// MFA registered.
-    #[serde(rename = "isMfaRegistered", default)]
+    /// `isMfaRegistered`: MFA registered.
     pub is_mfa_registered: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for Row<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RowVisitor)
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = Row<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a credentialUserRegistrationDetails object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
+        let mut row = Row::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                b"authMethods" => row.auth_methods.read(&mut map)?,
+                b"isRegistered" => row.is_registered = map.next_value()?,
+                b"isEnabled" => row.is_enabled = map.next_value()?,
+                b"isCapable" => row.is_capable = map.next_value()?,
+                b"isMfaRegistered" => row.is_mfa_registered = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(row)
+    }
 }
 
 impl Row<'_> {
@@ -67,7 +97,7 @@ impl Fold for Folder {
     type Row<'de> = Row<'de>;
 
     fn add(&mut self, row: Row<'_>) {
-        let methods = row.auth_methods.iter().flatten().map(|m| m.as_ref());
+        let methods = row.auth_methods.iter();
         self.0.add_user(&row.facts(), methods);
     }
 }

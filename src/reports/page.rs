@@ -6,6 +6,7 @@
 //! of rows. A page without `value`, or with a row of the wrong shape, is an error,
 //! and the caller throws the whole refresh away (nothing partial is published).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -72,10 +73,10 @@ impl<'de, F: Fold> Visitor<'de> for PageSeed<'_, F> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut next_link = None;
         let mut rows = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = next_key(&mut map)? {
             match key.as_ref() {
-                "@odata.nextLink" => next_link = map.next_value::<Option<String>>()?,
-                "value" => {
+                b"@odata.nextLink" => next_link = map.next_value::<Option<String>>()?,
+                b"value" => {
                     if rows.is_some() {
                         return Err(serde::de::Error::duplicate_field("value"));
                     }
@@ -118,6 +119,178 @@ impl<'de, F: Fold> Visitor<'de> for RowsSeed<'_, F> {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// Reads the next object key as raw bytes.
+///
+/// Row types match their keys with this instead of serde's derived field visitor: the
+/// derive asks for a `str`, which makes serde_json validate UTF-8 for every key of every
+/// row, the largest cost of a page after the scanning itself (BENCHMARKS.md). A key only
+/// selects a field, so its bytes are enough; values used as labels are still read as
+/// validated strings. Escaped keys (never seen from Graph) are unescaped into an owned copy.
+pub fn next_key<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, [u8]>>, A::Error> {
+    map.next_key_seed(KeySeed)
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, [u8]>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, [u8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_vec()))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v.as_bytes()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.as_bytes().to_vec()))
+    }
+}
+
+/// A JSON string, borrowed from the page when it has no escapes. (serde's own
+/// `Cow<str>` always allocates unless a derive marks the field `borrow`.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CowStr<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CowStrVisitor)
+    }
+}
+
+struct CowStrVisitor;
+
+impl<'de> Visitor<'de> for CowStrVisitor {
+    type Value = CowStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(CowStr(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(CowStr(Cow::Owned(v.to_owned())))
+    }
+}
+
+/// A JSON string as its raw (unescaped) bytes, not checked for UTF-8 until used: for
+/// values read on every row but needed on few.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawStr<'a>(pub Cow<'a, [u8]>);
+
+impl RawStr<'_> {
+    /// The text; invalid UTF-8 (which JSON forbids) shows as U+FFFD.
+    pub fn to_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(KeySeed).map(RawStr)
+    }
+}
+
+/// A JSON array of strings, borrowed from the page where unescaped, held without a heap
+/// allocation for the first [`StrList::INLINE`] items (users have a handful of methods;
+/// one `Vec` per row was a measurable share of the fold). Escaped items and items past
+/// the inline ones go to a `Vec`. Order is not kept: the folds count distinct values.
+#[derive(Debug, Clone, Default)]
+pub struct StrList<'a> {
+    inline: [&'a str; StrList::INLINE],
+    len: usize,
+    spill: Vec<Cow<'a, str>>,
+}
+
+impl<'a> StrList<'a> {
+    /// Items held without allocating. Small, because rows are moved by value.
+    pub const INLINE: usize = 8;
+
+    /// The items, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.inline[..self.len]
+            .iter()
+            .copied()
+            .chain(self.spill.iter().map(|s| s.as_ref()))
+    }
+
+    fn push(&mut self, item: Cow<'a, str>) {
+        match item {
+            Cow::Borrowed(s) if self.len < Self::INLINE => {
+                self.inline[self.len] = s;
+                self.len += 1;
+            }
+            other => self.spill.push(other),
+        }
+    }
+}
+
+impl<'de> StrList<'de> {
+    /// Reads a JSON array of strings (or null, read as empty) into `self`, in place:
+    /// rows are built field by field, and moving a list through serde's layers by
+    /// value showed up as memcpy in the profile.
+    pub fn read<A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<(), A::Error> {
+        map.next_value_seed(StrListSeed(self))
+    }
+}
+
+struct StrListSeed<'l, 'de>(&'l mut StrList<'de>);
+
+impl<'de> DeserializeSeed<'de> for StrListSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrListSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings or null")
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(CowStr(item)) = seq.next_element()? {
+            self.0.push(item);
+        }
+        Ok(())
     }
 }
 

@@ -2,58 +2,92 @@
 //! (graph-api.md §2), one row per enabled user, folded into [`RegistrationCounts`].
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 
-use super::page::Fold;
+use super::page::{CowStr, Fold, RawStr, StrList, next_key};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 
 /// The fields of one row the aggregation uses; everything else is skipped unparsed.
 ///
 /// Every field is optional: Graph omits or nulls properties in practice (§1.4), and a
-/// missing boolean is read as "does not hold".
-#[derive(Debug, Deserialize)]
+/// missing boolean is read as "does not hold". Deserialized by hand (keys matched as
+/// bytes, strings borrowed, methods held inline) because this is the hot loop of a
+/// refresh: see [`super::page::next_key`] and BENCHMARKS.md.
+#[derive(Debug, Default)]
 pub struct Row<'a> {
-    /// Read only for the opt-in list of admins without MFA.
-    #[serde(rename = "userPrincipalName", borrow, default)]
-    pub user_principal_name: Option<Cow<'a, str>>,
-    /// `member`, `guest`, `unknownFutureValue` or null.
-    #[serde(rename = "userType", borrow, default)]
+    /// `userPrincipalName`, used only for the opt-in list of admins without MFA, so
+    /// kept as raw bytes: validated only for the few rows that are listed.
+    pub user_principal_name: Option<RawStr<'a>>,
+    /// `userType`: `member`, `guest`, `unknownFutureValue` or null.
     pub user_type: Option<Cow<'a, str>>,
-    /// Null for some users.
-    #[serde(rename = "isAdmin", default)]
+    /// `isAdmin`; null for some users.
     pub is_admin: Option<bool>,
     /// `isMfaRegistered`
-    #[serde(rename = "isMfaRegistered", default)]
     pub mfa_registered: Option<bool>,
     /// `isMfaCapable`
-    #[serde(rename = "isMfaCapable", default)]
     pub mfa_capable: Option<bool>,
     /// `isSsprRegistered`
-    #[serde(rename = "isSsprRegistered", default)]
     pub sspr_registered: Option<bool>,
     /// `isSsprEnabled`
-    #[serde(rename = "isSsprEnabled", default)]
     pub sspr_enabled: Option<bool>,
     /// `isSsprCapable`
-    #[serde(rename = "isSsprCapable", default)]
     pub sspr_capable: Option<bool>,
     /// `isPasswordlessCapable`
-    #[serde(rename = "isPasswordlessCapable", default)]
     pub passwordless_capable: Option<bool>,
     /// `isSystemPreferredAuthenticationMethodEnabled` (nullable).
-    #[serde(rename = "isSystemPreferredAuthenticationMethodEnabled", default)]
     pub system_preferred_enabled: Option<bool>,
-    /// An open set of strings (§2.4), counted as sent.
-    #[serde(rename = "methodsRegistered", borrow, default)]
-    pub methods_registered: Option<Vec<Cow<'a, str>>>,
-    /// `""` in practice for users without one (§1.4).
-    #[serde(
-        rename = "userPreferredMethodForSecondaryAuthentication",
-        borrow,
-        default
-    )]
+    /// `methodsRegistered`: an open set of strings (§2.4), counted as sent.
+    pub methods_registered: StrList<'a>,
+    /// `userPreferredMethodForSecondaryAuthentication`: `""` in practice for users
+    /// without one (§1.4).
     pub preferred_method: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Row<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RowVisitor)
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = Row<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a userRegistrationDetails object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
+        let mut row = Row::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                b"userPrincipalName" => row.user_principal_name = map.next_value()?,
+                b"userType" => row.user_type = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
+                b"isAdmin" => row.is_admin = map.next_value()?,
+                b"isMfaRegistered" => row.mfa_registered = map.next_value()?,
+                b"isMfaCapable" => row.mfa_capable = map.next_value()?,
+                b"isSsprRegistered" => row.sspr_registered = map.next_value()?,
+                b"isSsprEnabled" => row.sspr_enabled = map.next_value()?,
+                b"isSsprCapable" => row.sspr_capable = map.next_value()?,
+                b"isPasswordlessCapable" => row.passwordless_capable = map.next_value()?,
+                b"isSystemPreferredAuthenticationMethodEnabled" => {
+                    row.system_preferred_enabled = map.next_value()?
+                }
+                b"methodsRegistered" => row.methods_registered.read(&mut map)?,
+                b"userPreferredMethodForSecondaryAuthentication" => {
+                    row.preferred_method = map.next_value::<Option<CowStr>>()?.map(|s| s.0)
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(row)
+    }
 }
 
 impl Row<'_> {
@@ -105,9 +139,10 @@ impl Fold for Folder {
             && row.is_admin == Some(true)
             && row.mfa_capable != Some(true)
         {
-            admins.add(row.user_principal_name.as_deref());
+            let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
+            admins.add(upn.as_deref());
         }
-        let methods = row.methods_registered.iter().flatten().map(|m| m.as_ref());
+        let methods = row.methods_registered.iter();
         self.0.add_user(&row.facts(), methods);
     }
 }
