@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::client::GraphClient;
 use super::error::GraphError;
-use crate::reports::page::{Fold, fold_page};
+use crate::reports::page::{Fold, fold_page, peek_next_link};
 
 /// More pages than any tenant has (1M users at 999 rows is ~1,000 pages); a guard
 /// against a server that keeps inventing links.
@@ -33,11 +33,28 @@ pub async fn walk<F: Fold>(
     let root = origin(client.graph_url()).unwrap_or_default();
     let mut seen = HashSet::new();
     let mut stats = WalkStats::default();
-    let mut url = first_url;
+    let mut body = client.get(&first_url, endpoint, permission).await?;
     loop {
-        let body = client.get(&url, endpoint, permission).await?;
         stats.pages += 1;
-        let info = fold_page(&body, fold).map_err(|source| GraphError::Page {
+        // Fetch ahead: Graph puts the next link before `value`, so it can be read from
+        // the head of the page and the next page requested while this one is folded.
+        // Only a link the full parse confirms is used; the same origin and loop checks
+        // apply before any request carries the token.
+        let ahead = peek_next_link(&body)
+            .filter(|next| origin(next).as_deref() == Some(root.as_str()) && !seen.contains(next));
+        let (folded, fetched) = match ahead {
+            Some(next) => {
+                // join! polls in order on the first poll: the request goes out first,
+                // then the fold runs while Graph prepares the page.
+                let (fetched, folded) =
+                    tokio::join!(client.get(&next, endpoint, permission), async {
+                        fold_page(&body, fold)
+                    });
+                (folded, Some((next, fetched)))
+            }
+            None => (fold_page(&body, fold), None),
+        };
+        let info = folded.map_err(|source| GraphError::Page {
             page: stats.pages,
             source,
         })?;
@@ -55,7 +72,10 @@ pub async fn walk<F: Fold>(
         if !seen.insert(next.clone()) || stats.pages >= MAX_PAGES {
             return Err(GraphError::NextLinkLoop(stats.pages));
         }
-        url = next;
+        body = match fetched {
+            Some((url, result)) if url == next => result?,
+            _ => client.get(&next, endpoint, permission).await?,
+        };
     }
 }
 

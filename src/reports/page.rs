@@ -51,6 +51,43 @@ pub fn fold_page<F: Fold>(bytes: &[u8], fold: &mut F) -> Result<PageInfo, PageEr
     }
 }
 
+/// The page's `@odata.nextLink` if it comes before `value` (as Graph sends it), read
+/// without touching the rows; `None` otherwise. A hint for fetching ahead only: the
+/// link that counts is the one [`fold_page`] returns.
+pub fn peek_next_link(bytes: &[u8]) -> Option<String> {
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // The visitor stops with an error as soon as it knows the answer.
+    let _ = serde::Deserializer::deserialize_map(&mut de, PeekVisitor(&mut found));
+    found
+}
+
+struct PeekVisitor<'a>(&'a mut Option<String>);
+
+impl<'de> Visitor<'de> for PeekVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OData collection page")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                b"@odata.nextLink" => {
+                    *self.0 = map.next_value()?;
+                    break;
+                }
+                b"value" => break,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Err(serde::de::Error::custom("stopped at the link or the rows"))
+    }
+}
+
 struct PageSeed<'f, F> {
     fold: &'f mut F,
 }
@@ -327,6 +364,27 @@ mod tests {
         assert_eq!(info.rows, 3);
         assert_eq!(info.next_link.as_deref(), Some("https://g/next"));
         assert_eq!((f.0, f.1), (3, 1));
+    }
+
+    #[test]
+    fn peeks_the_link_only_before_the_rows() {
+        assert_eq!(
+            peek_next_link(
+                br#"{"@odata.context":"c","@odata.nextLink":"https://g/n","value":[{"x":1}]}"#
+            )
+            .as_deref(),
+            Some("https://g/n")
+        );
+        assert_eq!(
+            peek_next_link(br#"{"value":[],"@odata.nextLink":"https://g/n"}"#),
+            None
+        );
+        assert_eq!(peek_next_link(br#"{"value":[]}"#), None);
+        assert_eq!(peek_next_link(b"not json"), None);
+        assert_eq!(
+            peek_next_link(br#"{"@odata.nextLink":null,"value":[]}"#),
+            None
+        );
     }
 
     #[test]
