@@ -15,6 +15,9 @@ use entra_mfa_exporter::reports::{
 use entra_mfa_exporter::simulate::{SimConfig, SimServer, SimTenant};
 use serde::de::IgnoredAny;
 
+#[path = "support/graph.rs"]
+mod graph;
+
 const TENANT: &str = "bench.onmicrosoft.com";
 const CLIENT: &str = "00000000-0000-4000-8000-0000000be7c4";
 const SECRET: &str = "bench-secret-not-a-credential";
@@ -45,43 +48,14 @@ fn fetch(path: &str) -> Pages {
             .expect("simulator on loopback");
         let base = sim.base_url();
         let http = entra_mfa_exporter::graph::http_client(std::time::Duration::from_secs(60));
-        let token = http
-            .post(format!("{base}/{TENANT}/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", SECRET),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("token")
-            .bytes()
-            .await
-            .expect("token body");
-        let token: serde_json::Value = serde_json::from_slice(&token).expect("token json");
-        let bearer = format!(
-            "Bearer {}",
-            token["access_token"].as_str().expect("access_token")
-        );
+        let bearer = graph::bearer(&http, &base, TENANT, CLIENT, SECRET).await;
         let mut url = Some(format!("{base}{path}?$top={PAGE}"));
         let mut pages = Pages {
             bodies: Vec::new(),
             rows: 0,
         };
         while let Some(u) = url.take() {
-            let body = http
-                .get(&u)
-                .header("Authorization", &bearer)
-                .header("Prefer", "include-unknown-enum-members")
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .expect("page")
-                .bytes()
-                .await
-                .expect("body");
+            let body = graph::page(&http, &u, &bearer).await;
             let v: serde_json::Value = serde_json::from_slice(&body).expect("page json");
             pages.rows += v["value"].as_array().expect("value").len();
             url = v["@odata.nextLink"].as_str().map(str::to_owned);

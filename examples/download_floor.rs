@@ -8,6 +8,9 @@
 
 use std::time::Duration;
 
+#[path = "../benches/support/graph.rs"]
+mod graph;
+
 const PATH: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
 const KEY: &[u8] = b"\"@odata.nextLink\":\"";
 
@@ -34,40 +37,11 @@ async fn main() {
     };
     let secret = std::env::var("FLOOR_CLIENT_SECRET").expect("FLOOR_CLIENT_SECRET");
     let http = entra_mfa_exporter::graph::http_client(Duration::from_secs(120));
-    let token = http
-        .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("token request")
-        .bytes()
-        .await
-        .expect("token body");
-    let token: serde_json::Value = serde_json::from_slice(&token).expect("token json");
-    let bearer = format!(
-        "Bearer {}",
-        token["access_token"].as_str().expect("access_token")
-    );
+    let bearer = graph::bearer(&http, base, tenant, client_id, &secret).await;
     let (mut pages, mut bytes) = (0u64, 0u64);
     let mut url = Some(format!("{base}{PATH}?$top={page_size}"));
     while let Some(u) = url.take() {
-        let body = http
-            .get(&u)
-            .header("Authorization", &bearer)
-            .header("Prefer", "include-unknown-enum-members")
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("page request")
-            .bytes()
-            .await
-            .expect("page body");
+        let body = graph::page(&http, &u, &bearer).await;
         pages += 1;
         bytes += body.len() as u64;
         url = next_link(&body);
