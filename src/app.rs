@@ -9,15 +9,13 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::exposition::{self, Format};
+use crate::graph::ratelimit::RateLimiters;
 use crate::graph::{GraphClient, RetryPolicy, http_client};
 use crate::metrics::ExporterMetrics;
 use crate::poller::{Tenant, refresh};
 use crate::reports::ReportKind;
 use crate::shard::Shard;
 use crate::snapshot::{Store, StoreCollector};
-
-/// Per-request timeout: a 999-row report page can take tens of seconds on Graph.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Everything a running exporter holds.
 #[derive(Debug, Clone)]
@@ -36,15 +34,21 @@ pub struct Exporter {
 impl Exporter {
     /// Builds clients and an empty store for `config`.
     pub fn new(config: &Config, policy: RetryPolicy) -> Self {
-        let http = http_client(REQUEST_TIMEOUT);
+        let http = http_client(policy.request_timeout);
         let metrics = ExporterMetrics::new();
+        let limiters = RateLimiters::default();
         let tenants: Vec<Arc<Tenant>> = config
             .tenants
             .iter()
             .map(|t| {
                 metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
                 Arc::new(Tenant {
-                    client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone()),
+                    client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
+                        .with_rate_limiter(limiters.get(
+                            &t.tenant_id,
+                            &t.client_id,
+                            t.max_requests_per_10s,
+                        )),
                     config: t.clone(),
                 })
             })

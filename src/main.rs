@@ -14,7 +14,7 @@ use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::logging::{self, LogFormat};
 use entra_mfa_exporter::server::{ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
-use entra_mfa_exporter::simulate::{self, Faults, SimConfig, SimServer, SimTenant};
+use entra_mfa_exporter::simulate::{self, Faults, RateLimit, SimConfig, SimServer, SimTenant};
 use entra_mfa_exporter::{poller, reports::ReportKind};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
@@ -146,15 +146,54 @@ struct SimulateArgs {
     /// Make the data drift with this period (as in --demo).
     #[arg(long, value_parser = humantime::parse_duration)]
     drift: Option<Duration>,
-    /// Answer every Nth report request with 429.
-    #[arg(long)]
+    /// Fault: answer every Nth report request with 429.
+    #[arg(long, value_name = "N")]
     throttle_every: Option<u32>,
-    /// Retry-After seconds on those 429s (omitted when unset).
-    #[arg(long)]
+    /// Fault: Retry-After seconds on those 429s (omitted when unset; may be fractional).
+    #[arg(long, value_name = "SECONDS")]
     retry_after: Option<f64>,
-    /// Answer every Nth report request with 503.
-    #[arg(long)]
+    /// Fault: Graph's real limit, at most N report requests per tenant in any sliding
+    /// 10-second window; more get 429 (Graph's limit is 5).
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
+    /// With --rate-limit: send those 429s without Retry-After, as Graph often does.
+    #[arg(long, requires = "rate_limit")]
+    rate_limit_no_retry_after: bool,
+    /// Fault: answer every Nth report request with 503.
+    #[arg(long, value_name = "N")]
     server_error_every: Option<u32>,
+    /// Fault: with --server-error-every, fail this many requests in a row (503/504).
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        requires = "server_error_every"
+    )]
+    server_error_burst: u32,
+    /// Fault: cut every Nth page off halfway (connection closed mid-body).
+    #[arg(long, value_name = "N")]
+    truncate_every: Option<u32>,
+    /// Fault: stall every Nth page halfway through its body (see --stall).
+    #[arg(long, value_name = "N")]
+    stall_every: Option<u32>,
+    /// How long a stalled body stalls.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    stall: Duration,
+    /// Fault: at every Nth report request, expire every issued token (401 mid-walk).
+    #[arg(long, value_name = "N")]
+    revoke_tokens_every: Option<u32>,
+    /// Fault: point every @odata.nextLink at this base URL (another host).
+    #[arg(long, value_name = "URL")]
+    foreign_next_link: Option<String>,
+    /// Fault: leave `value` out of every Nth page.
+    #[arg(long, value_name = "N")]
+    missing_value_every: Option<u32>,
+    /// Fault: make every Nth page's @odata.nextLink its own URL (a paging loop).
+    #[arg(long, value_name = "N")]
+    next_link_loop_every: Option<u32>,
+    /// Fault: the tenant loses its P1/P2 licence after N report requests.
+    #[arg(long, value_name = "N")]
+    licence_lost_after: Option<u32>,
     /// Simulate a tenant without an Entra ID P1/P2 licence.
     #[arg(long)]
     unlicensed: bool,
@@ -374,6 +413,19 @@ async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             throttle_every: args.throttle_every,
             retry_after: args.retry_after,
             server_error_every: args.server_error_every,
+            server_error_burst: args.server_error_burst,
+            rate_limit: args.rate_limit.map(|n| RateLimit {
+                retry_after: !args.rate_limit_no_retry_after,
+                ..RateLimit::per_10s(n)
+            }),
+            truncate_every: args.truncate_every,
+            stall_every: args.stall_every,
+            stall: args.stall,
+            revoke_tokens_every: args.revoke_tokens_every,
+            foreign_next_link: args.foreign_next_link,
+            missing_value_every: args.missing_value_every,
+            next_link_loop_every: args.next_link_loop_every,
+            licence_lost_after: args.licence_lost_after,
         },
         token_lifetime: args.token_lifetime,
         ..SimConfig::default()

@@ -34,13 +34,7 @@ fn value(
     name: &str,
     labels: &[(&str, &str)],
 ) -> f64 {
-    let key = (
-        name.to_owned(),
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
+    let key = series_key(name, labels);
     *series
         .get(&key)
         .unwrap_or_else(|| panic!("no series {key:?}"))
@@ -54,6 +48,7 @@ async fn throttling_and_server_errors_are_retried_and_counted() {
                 throttle_every: Some(4),
                 retry_after: Some(0.05),
                 server_error_every: Some(7),
+                ..Faults::default()
             };
         })
         .await;

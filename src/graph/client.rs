@@ -1,13 +1,15 @@
-//! One tenant's Graph client: every request authenticated, correlated, instrumented,
-//! size-bounded and retried (429/503/504 honouring `Retry-After`, network failures,
-//! one token renewal on 401).
+//! One tenant's Graph client: every request paced by the (app, tenant) rate limiter,
+//! authenticated, correlated, instrumented, size-bounded and retried (429/503/504
+//! honouring `Retry-After`, timeouts, network failures, one token renewal on 401).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
 use super::auth::TokenSource;
 use super::error::{ApiError, GraphError};
+use super::ratelimit::RateLimiter;
 use crate::config::TenantConfig;
 use crate::metrics::{EndpointLabels, ExporterMetrics, RequestLabels, RetryReason};
 use crate::util;
@@ -25,6 +27,9 @@ pub struct RetryPolicy {
     pub max_elapsed: Duration,
     /// Largest response body accepted.
     pub max_body_bytes: usize,
+    /// Whole-request timeout (connect to last body byte): a peer that stalls or trickles
+    /// its body is cut off and the request retried as `timeout`.
+    pub request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +41,8 @@ impl Default for RetryPolicy {
             max_elapsed: Duration::from_secs(600),
             // A 999-row page is ~1 MB; 64 MiB leaves room while bounding a broken peer.
             max_body_bytes: 64 << 20,
+            // A 999-row report page can take tens of seconds on Graph.
+            request_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -49,6 +56,7 @@ pub struct GraphClient {
     auth: TokenSource,
     metrics: ExporterMetrics,
     policy: RetryPolicy,
+    limiter: Arc<RateLimiter>,
 }
 
 enum Attempt {
@@ -58,7 +66,8 @@ enum Attempt {
 }
 
 impl GraphClient {
-    /// A client for `tenant`.
+    /// A client for `tenant`, paced by its own limiter of `max_requests_per_10s` (see
+    /// [`with_rate_limiter`](Self::with_rate_limiter) to share one).
     pub fn new(
         http: reqwest::Client,
         tenant: &TenantConfig,
@@ -72,7 +81,15 @@ impl GraphClient {
             graph_url: tenant.graph_url.clone(),
             metrics,
             policy,
+            limiter: Arc::new(RateLimiter::new(tenant.max_requests_per_10s)),
         }
+    }
+
+    /// Uses `limiter` instead: every config entry of one (app, tenant) must share one,
+    /// because Graph counts their requests together.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// The Graph root requests go to (no trailing slash).
@@ -154,6 +171,11 @@ impl GraphClient {
         permission: &'static str,
         token: &crate::secret::Secret,
     ) -> Attempt {
+        // Every attempt, retries included, counts against Graph's window.
+        let waited = self.limiter.acquire().await;
+        if waited > Duration::from_millis(100) {
+            tracing::trace!(tenant = %self.tenant, endpoint, waited_ms = waited.as_millis() as u64, "paced by the rate limiter");
+        }
         let started = Instant::now();
         let request_id = util::guid();
         let sent = self

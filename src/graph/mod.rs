@@ -1,11 +1,12 @@
-//! The Microsoft Graph client: tokens ([`auth`]), requests with retries ([`client`]),
-//! `@odata.nextLink` paging ([`paging`]) and typed errors ([`error`]).
+//! The Microsoft Graph client: tokens ([`auth`]), pacing ([`ratelimit`]), requests with
+//! retries ([`client`]), `@odata.nextLink` paging ([`paging`]) and typed errors ([`error`]).
 
 pub mod assertion;
 pub mod auth;
 pub mod client;
 pub mod error;
 pub mod paging;
+pub mod ratelimit;
 
 pub use client::{GraphClient, RetryPolicy};
 pub use error::GraphError;

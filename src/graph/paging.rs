@@ -31,7 +31,8 @@ pub async fn walk<F: Fold>(
     fold: &mut F,
 ) -> Result<WalkStats, GraphError> {
     let root = origin(client.graph_url()).unwrap_or_default();
-    let mut seen = HashSet::new();
+    // The first URL counts as visited: a link back to it is a loop too.
+    let mut seen = HashSet::from([first_url.clone()]);
     let mut stats = WalkStats::default();
     let mut body = client.get(&first_url, endpoint, permission).await?;
     loop {

@@ -7,14 +7,14 @@ use hyper::Method;
 use super::SimReport;
 use super::base64;
 use super::dates::{inner_error_date, now_unix};
-use super::faults::{Injected, retry_after_value};
+use super::faults::{Injected, PageFaults, retry_after_value};
 use super::filter::{self, Expr};
 use super::functions::{self, Endpoint};
 use super::json;
 use super::query::{parse_pairs, percent_encode};
 use super::rng::hash_bytes;
 use super::rows::{Prop, RowWriter, Source, parse_select};
-use super::server::{Ctx, Reply, State};
+use super::server::{Ctx, Delivery, Reply, State};
 use super::token::Lookup;
 
 /// Page size when `$top` is absent.
@@ -168,9 +168,18 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         )
         .with("allow", "GET".into());
     }
-    match state.faults.next() {
+    let decision = state.faults.next();
+    match decision.injected {
         Some(Injected::Throttle(retry_after)) => return throttled(ctx, retry_after),
-        Some(Injected::ServerError) => {
+        Some(Injected::ServerError(504)) => {
+            return error(
+                ctx,
+                504,
+                "GatewayTimeout",
+                "The gateway did not receive a timely response from the upstream server.",
+            );
+        }
+        Some(Injected::ServerError(_)) => {
             return error(
                 ctx,
                 503,
@@ -180,10 +189,19 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         }
         None => {}
     }
+    if decision.revoke_tokens {
+        state.tokens.revoke_all();
+    }
     let grant = match authenticate(state, ctx, req.authorization) {
         Ok(g) => g,
         Err(reply) => return reply,
     };
+    // Graph's limit is per app per tenant (§7.7): counted once the caller is known.
+    if let Err(retry_after) = state.faults.admit(grant.tenant) {
+        let mut reply = throttled(ctx, retry_after);
+        reply.rate_limited = true;
+        return reply;
+    }
     let needed = match &route {
         Route::Collection { source, .. } | Route::Entity { source, .. } => match source.report() {
             SimReport::UserRegistrationDetails => "AuditLog.Read.All",
@@ -218,7 +236,9 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
             &format!("Calling principal does not have required MSGraph permissions {needed}"),
         );
     }
-    if !state.licensed[grant.tenant].load(std::sync::atomic::Ordering::SeqCst) {
+    if decision.licence_lost
+        || !state.licensed[grant.tenant].load(std::sync::atomic::Ordering::SeqCst)
+    {
         return error(
             ctx,
             403,
@@ -258,6 +278,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         tenant_index: grant.tenant,
         source,
         include_unknown,
+        faults: decision.page,
     };
     match route {
         Route::Entity { id, .. } => page.entity(version, id),
@@ -374,6 +395,7 @@ struct Page<'a> {
     tenant_index: usize,
     source: Source,
     include_unknown: bool,
+    faults: PageFaults,
 }
 
 impl Page<'_> {
@@ -525,7 +547,13 @@ impl Page<'_> {
             &self.context(&base, version, select.as_deref()),
             false,
         );
-        if index < tenant.users {
+        let link = if self.faults.next_link_loop {
+            // This page's own URL: the client has been here already.
+            Some(match self.req.query {
+                Some(q) => format!("{base}{}?{q}", self.req.raw_path),
+                None => format!("{base}{}", self.req.raw_path),
+            })
+        } else if index < tenant.users || self.faults.foreign_next_link.is_some() {
             let token = encode_skiptoken(
                 tenant_cfg.seed,
                 self.source as u8,
@@ -533,6 +561,7 @@ impl Page<'_> {
                 start.dataset_time,
                 filter_key,
             );
+            let base = self.faults.foreign_next_link.as_deref().unwrap_or(&base);
             let mut link = format!("{base}{}?$top={top}&$skiptoken={token}", self.req.raw_path);
             if let Some(s) = &select_text {
                 link.push_str(&format!("&$select={}", percent_encode(s)));
@@ -540,16 +569,32 @@ impl Page<'_> {
             if let Some(f) = &filter_text {
                 link.push_str(&format!("&$filter={}", percent_encode(f)));
             }
+            Some(link)
+        } else {
+            None
+        };
+        if let Some(link) = link {
             body.push(',');
             json::push_key(&mut body, "@odata.nextLink");
             json::push_str(&mut body, &link, false);
         }
-        body.push(',');
-        json::push_key(&mut body, "value");
-        body.push('[');
-        body.push_str(&rows);
-        body.push_str("]}");
-        Reply::graph(200, body)
+        if !self.faults.missing_value {
+            body.push(',');
+            json::push_key(&mut body, "value");
+            body.push('[');
+            body.push_str(&rows);
+            body.push(']');
+        }
+        body.push('}');
+        let mut reply = Reply::graph(200, body);
+        reply.delivery = if self.faults.truncate {
+            Delivery::Truncated
+        } else if let Some(stall) = self.faults.stall {
+            Delivery::Stalled(stall)
+        } else {
+            Delivery::Whole
+        };
+        reply
     }
 
     fn entity(&self, version: &str, id: &str) -> Reply {

@@ -10,14 +10,15 @@
 //!
 //! Layout: `tenant` generates synthetic users, `truth` counts them, `rows` writes
 //! them as JSON, `token` is the STS, `graph` the report routes and paging, `filter` the
-//! `$filter` subset, `faults` the injected failures, `server` the hyper plumbing,
-//! `assertion` the client-assertion checks, `identity` the managed-identity endpoints;
-//! `events` generates registration/reset events, `functions` serves the rest of the
-//! report family (function endpoints and event collections) and `family_truth` holds
-//! their truth.
+//! `$filter` subset, `faults` the injected failures, `body` their delivery, `server` the
+//! hyper plumbing, `assertion` the client-assertion checks, `identity` the
+//! managed-identity endpoints; `events` generates registration/reset events,
+//! `functions` serves the rest of the report family (function endpoints and event
+//! collections) and `family_truth` holds their truth.
 
 mod assertion;
 mod base64;
+mod body;
 mod dates;
 mod events;
 mod family_truth;
@@ -176,15 +177,51 @@ impl SimTenant {
     }
 }
 
-/// Injected failures. The default injects none.
+/// Injected failures. The default injects none. "Every Nth" counts report requests
+/// (across tenants) from the start or from the last [`SimServer::set_faults`].
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// Every Nth Graph report request is answered 429 `TooManyRequests`.
     pub throttle_every: Option<u32>,
     /// `Retry-After` seconds sent with those 429s (`None`: no header). May be fractional.
     pub retry_after: Option<f64>,
-    /// Every Nth Graph report request is answered 503 `ServiceUnavailable`.
+    /// Every Nth Graph report request is answered 503 `ServiceUnavailable` (the last
+    /// `server_error_burst` of every N, alternating 503 and 504, when that is above 1).
     pub server_error_every: Option<u32>,
+    /// Length of each 5xx burst (0 and 1 both mean a single failure).
+    pub server_error_burst: u32,
+    /// Graph's real limit: at most N accepted requests per (app, tenant) in any sliding
+    /// window; more are answered 429.
+    pub rate_limit: Option<RateLimit>,
+    /// Every Nth page is cut off halfway: the connection closes before the declared
+    /// `Content-Length` arrives.
+    pub truncate_every: Option<u32>,
+    /// Every Nth page stalls halfway through its body for [`stall`](Self::stall).
+    pub stall_every: Option<u32>,
+    /// How long a stalled body stalls.
+    pub stall: std::time::Duration,
+    /// At every Nth report request every issued token is revoked, as if it had expired
+    /// mid-walk: that request and any other holding an old token get a 401.
+    pub revoke_tokens_every: Option<u32>,
+    /// Every page's `@odata.nextLink` points at this base URL (another host) instead.
+    pub foreign_next_link: Option<String>,
+    /// Every Nth page leaves out `value`.
+    pub missing_value_every: Option<u32>,
+    /// Every Nth page's `@odata.nextLink` is that page's own URL: a paging loop.
+    pub next_link_loop_every: Option<u32>,
+    /// After N report requests the tenant loses its P1/P2 licence (403 from then on).
+    pub licence_lost_after: Option<u32>,
+}
+
+/// A sliding-window request limit (graph-api.md §7.7, §11.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests accepted in any window.
+    pub requests: u32,
+    /// The window.
+    pub window: std::time::Duration,
+    /// Whether the 429 carries a `Retry-After` (Graph often sends none).
+    pub retry_after: bool,
 }
 
 /// The registration reports the simulator serves.
@@ -222,10 +259,16 @@ pub struct SimCounters {
     pub graph_requests: u64,
     /// 429 responses sent.
     pub throttled: u64,
-    /// 503 responses sent.
+    /// 503 and 504 responses sent.
     pub server_errors: u64,
     /// 401 responses sent (token endpoint and Graph).
     pub unauthorized: u64,
+    /// 429 responses sent by the sliding-window limit (included in `throttled`).
+    pub rate_limited: u64,
+    /// Bodies cut off halfway.
+    pub truncated: u64,
+    /// Bodies that stalled halfway.
+    pub stalled: u64,
 }
 
 /// One demo tenant with drifting data, every report served (the delegated-only

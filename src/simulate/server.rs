@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::server::conn::http1;
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::body::SimBody;
 use super::dates::now_unix;
 use super::family_truth::{
     self, RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
@@ -53,6 +54,21 @@ pub(crate) struct Reply {
     pub(crate) body: String,
     pub(crate) content_type: &'static str,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// How the body goes out (injected faults).
+    pub(crate) delivery: Delivery,
+    /// A 429 from the sliding-window limit.
+    pub(crate) rate_limited: bool,
+}
+
+/// How a response body is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// All of it.
+    Whole,
+    /// Half, then the connection is closed (the declared length never arrives).
+    Truncated,
+    /// Half, a pause, then the rest.
+    Stalled(Duration),
 }
 
 impl Reply {
@@ -63,6 +79,8 @@ impl Reply {
             body,
             content_type: GRAPH_JSON,
             headers: Vec::new(),
+            delivery: Delivery::Whole,
+            rate_limited: false,
         }
     }
 
@@ -73,6 +91,8 @@ impl Reply {
             body,
             content_type: STS_JSON,
             headers: vec![("cache-control", "no-store, no-cache".into())],
+            delivery: Delivery::Whole,
+            rate_limited: false,
         }
     }
 
@@ -299,6 +319,12 @@ impl SimServer {
             .mint_federated(subject, lifetime_secs)
     }
 
+    /// Replaces the injected faults from now on and restarts their request count (and the
+    /// sliding windows), so a test can fail one refresh after a good one.
+    pub fn set_faults(&self, faults: super::Faults) {
+        self.state.faults.replace(faults);
+    }
+
     /// Totals since start.
     pub fn counters(&self) -> SimCounters {
         *self.state.counters.lock().expect("counters poisoned")
@@ -374,7 +400,7 @@ fn token_tenant(path: &str) -> Option<&str> {
     }
 }
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
     let method = req.method().clone();
     let uri = req.uri().clone();
     let path_and_query = uri
@@ -475,8 +501,14 @@ fn record(
         match reply.status {
             401 => c.unauthorized += 1,
             429 => c.throttled += 1,
-            503 => c.server_errors += 1,
+            503 | 504 => c.server_errors += 1,
             _ => {}
+        }
+        c.rate_limited += u64::from(reply.rate_limited);
+        match reply.delivery {
+            Delivery::Whole => {}
+            Delivery::Truncated => c.truncated += 1,
+            Delivery::Stalled(_) => c.stalled += 1,
         }
     }
     let mut log = state.log.lock().expect("log poisoned");
@@ -493,8 +525,8 @@ fn record(
     });
 }
 
-fn build(reply: Reply, ctx: &Ctx) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+fn build(reply: Reply, ctx: &Ctx) -> Response<SimBody> {
+    let mut resp = Response::new(SimBody::new(Bytes::from(reply.body), reply.delivery));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();

@@ -64,7 +64,8 @@ async fn http(
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 response");
+    // Lossy: a body cut off by a fault can end inside a character.
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("head");
     let mut lines = head.lines();
     let status = lines
@@ -663,6 +664,7 @@ async fn throttling_and_server_errors() {
             throttle_every: Some(3),
             retry_after: Some(0.2),
             server_error_every: Some(5),
+            ..Faults::default()
         };
         let sim = start(vec![tenant(10, 1)], faults).await;
         let tok = token(sim.local_addr()).await;
@@ -1144,6 +1146,109 @@ async fn summaries_are_delegated_only_unless_switched_on() {
             let r = get(addr, bad, &allowed, &[PREFER]).await;
             assert_eq!(r.status, 400, "{bad}: {}", r.body);
         }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sliding_window_limit_per_tenant() {
+    bounded(async {
+        let faults = Faults {
+            rate_limit: Some(super::RateLimit {
+                requests: 3,
+                window: Duration::from_millis(1500),
+                retry_after: false,
+            }),
+            ..Faults::default()
+        };
+        let sim = start(vec![tenant(10, 1)], faults).await;
+        let tok = token(sim.local_addr()).await;
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let r = get(sim.local_addr(), URD, &tok, &[]).await;
+            if r.status == 429 {
+                assert_eq!(r.header("retry-after"), None);
+                assert_eq!(r.json()["error"]["code"], "TooManyRequests");
+            }
+            statuses.push(r.status);
+        }
+        assert_eq!(statuses, [200, 200, 200, 429]);
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(get(sim.local_addr(), URD, &tok, &[]).await.status, 200);
+        let c = sim.counters();
+        assert_eq!((c.throttled, c.rate_limited), (1, 1));
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn page_faults_change_what_is_served() {
+    bounded(async {
+        let sim = start(vec![tenant(30, 1)], Faults::default()).await;
+        let tok = token(sim.local_addr()).await;
+        let first = format!("{URD}?$top=10");
+        let base = sim.base_url();
+
+        sim.set_faults(Faults {
+            missing_value_every: Some(1),
+            ..Faults::default()
+        });
+        let page = get(sim.local_addr(), &first, &tok, &[]).await.json();
+        assert!(page.get("value").is_none() && page.get("@odata.nextLink").is_some());
+
+        sim.set_faults(Faults {
+            next_link_loop_every: Some(1),
+            ..Faults::default()
+        });
+        let page = get(sim.local_addr(), &first, &tok, &[]).await.json();
+        assert_eq!(page["@odata.nextLink"], format!("{base}{first}"));
+
+        sim.set_faults(Faults {
+            foreign_next_link: Some("http://127.0.0.9:1".into()),
+            ..Faults::default()
+        });
+        let page = get(sim.local_addr(), &first, &tok, &[]).await.json();
+        let link = page["@odata.nextLink"].as_str().unwrap();
+        assert!(
+            link.starts_with("http://127.0.0.9:1/v1.0/reports/"),
+            "{link}"
+        );
+
+        sim.set_faults(Faults {
+            truncate_every: Some(1),
+            ..Faults::default()
+        });
+        let r = get(sim.local_addr(), &first, &tok, &[]).await;
+        let declared: usize = r.header("content-length").unwrap().parse().unwrap();
+        assert!(r.status == 200 && r.body.len() < declared, "cut off");
+
+        sim.set_faults(Faults {
+            stall_every: Some(1),
+            stall: Duration::from_millis(300),
+            ..Faults::default()
+        });
+        let started = std::time::Instant::now();
+        let r = get(sim.local_addr(), &first, &tok, &[]).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(r.json()["value"].as_array().unwrap().len(), 10);
+
+        sim.set_faults(Faults {
+            revoke_tokens_every: Some(2),
+            licence_lost_after: Some(2),
+            ..Faults::default()
+        });
+        assert_eq!(get(sim.local_addr(), &first, &tok, &[]).await.status, 200);
+        let r = get(sim.local_addr(), &first, &tok, &[]).await;
+        assert_eq!(r.status, 401);
+        assert!(r.body.contains("expired"));
+        let tok = token(sim.local_addr()).await;
+        let r = get(sim.local_addr(), &first, &tok, &[]).await;
+        assert_eq!(r.status, 403);
+        assert!(r.body.contains("NonPremium"));
+        let c = sim.counters();
+        assert_eq!((c.truncated, c.stalled, c.unauthorized), (1, 1, 1));
         sim.shutdown().await;
     })
     .await;

@@ -78,6 +78,20 @@ impl TokenStore {
         token
     }
 
+    /// Expires every issued token now (a token invalidated mid-walk: Graph answers 401
+    /// "token is expired" until the client fetches a new one).
+    pub(crate) fn revoke_all(&self) {
+        let now = Instant::now();
+        for g in self
+            .grants
+            .lock()
+            .expect("token store poisoned")
+            .values_mut()
+        {
+            g.expires = g.expires.min(now);
+        }
+    }
+
     /// Looks a bearer token up.
     pub(crate) fn lookup(&self, token: &str) -> Lookup {
         let grants = self.grants.lock().expect("token store poisoned");

@@ -36,12 +36,13 @@ pub async fn start_sim(users: u64, seed: u64, configure: impl FnOnce(&mut SimCon
         .expect("simulator starts on loopback")
 }
 
-/// A TOML config with one tenant `t1` pointed at `sim`.
+/// A TOML config with one tenant `t1` pointed at `sim`. The rate limit is lifted (the
+/// simulator has none unless a test adds it); a test sets its own per tenant in `extra`.
 pub fn config_toml(sim: &SimServer, report: &str, extra: &str) -> String {
     let url = sim.base_url();
     format!(
         // A short interval keeps the start jitter (a tenth of it) small in tests.
-        "refresh_interval = \"30s\"\n[[tenants]]\nname = \"t1\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\n\
+        "refresh_interval = \"30s\"\nmax_requests_per_10s = 100000\n[[tenants]]\nname = \"t1\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\n\
          client_secret = \"{SECRET}\"\ngraph_url = \"{url}\"\nlogin_url = \"{url}\"\n\
          reports = [\"{report}\"]\n{extra}"
     )
@@ -206,6 +207,17 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// The key of series `name{labels}`.
+pub fn series_key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
+    (
+        name.to_owned(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 /// Only the series of `families` (exact names).
