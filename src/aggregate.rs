@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 /// `user_type` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum UserType {
     /// `member`
     Member,
@@ -37,7 +39,7 @@ impl UserType {
 }
 
 /// `role` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// `isAdmin` true.
     Admin,
@@ -127,7 +129,7 @@ pub const METHOD_COUNT_BUCKETS: [&str; 6] = ["0", "1", "2", "3", "4", "5+"];
 pub const NO_PREFERRED_METHOD: &str = "none";
 
 /// Which features and families a source reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
     /// `userRegistrationDetails`: every feature, preferred methods.
     UserRegistrationDetails,
@@ -151,7 +153,7 @@ impl Source {
 }
 
 /// Counts for one `(user_type, role)` group.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCounts {
     /// Users in the group.
     pub users: u64,
@@ -190,7 +192,7 @@ pub struct UserFacts<'a> {
 /// Bounded: it keeps the `cap` alphabetically first user principal names, so the listed
 /// set does not depend on page order and stays the same between refreshes of the same
 /// data; `total` says how many there were.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminList {
     /// Most names listed (`max_listed_admins`).
     pub cap: usize,
@@ -234,11 +236,12 @@ impl AdminList {
 }
 
 /// The counts of one registration report for one tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationCounts {
     /// Which report the counts came from.
     pub source: Source,
     /// Counts per `(user_type, role)`.
+    #[serde(with = "crate::util::map_as_pairs")]
     pub groups: BTreeMap<(UserType, Role), GroupCounts>,
     /// Admins without MFA, when the tenant opted in (`admins_without_mfa`).
     pub admins_without_mfa: Option<AdminList>,

@@ -18,4 +18,5 @@ pub mod server;
 pub mod shard;
 pub mod simulate;
 pub mod snapshot;
+pub mod snapshot_file;
 pub mod util;

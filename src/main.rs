@@ -15,7 +15,7 @@ use entra_mfa_exporter::logging::{self, LogFormat};
 use entra_mfa_exporter::server::{ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{self, Faults, RateLimit, SimConfig, SimServer, SimTenant};
-use entra_mfa_exporter::{poller, reports::ReportKind};
+use entra_mfa_exporter::{poller, reports::ReportKind, snapshot_file};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
 const DEMO_USERS: u64 = 2_500;
@@ -237,10 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
         return simulate_standalone(args).await;
     }
-    for (set, flag) in [
-        (cli.web_config_file.is_some(), "--web.config.file"),
-        (cli.snapshot_file.is_some(), "--storage.snapshot-file"),
-    ] {
+    for (set, flag) in [(cli.web_config_file.is_some(), "--web.config.file")] {
         if set {
             bail!("{flag} is not supported by this version yet");
         }
@@ -275,6 +272,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut exporter = Exporter::new(&config, RetryPolicy::default());
     exporter.shard = shard;
+    if let Some(path) = &cli.snapshot_file {
+        // Only this shard's tenants are in `config`, so only theirs are restored.
+        // --once prints what it collected, never a restored snapshot; it still persists.
+        snapshot_file::attach(path, &config, &exporter.store, !cli.once);
+    }
     if cli.once {
         return once(&exporter, cli.output.as_deref()).await;
     }

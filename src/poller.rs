@@ -74,6 +74,7 @@ pub async fn refresh(
                 duration_ms = elapsed.as_millis() as u64, "report refreshed"
             );
             store.publish(name, report, snapshot, elapsed);
+            store.persist().await;
             Ok(())
         }
         Err(e) => {

@@ -5,7 +5,8 @@
 //! vanish here; a failed refresh leaves the snapshot alone and records the failure.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
@@ -20,8 +21,10 @@ use crate::reports::credential_user_registration_count::RegistrationStatusCounts
 use crate::reports::user_credential_usage_details::UsageEventCounts;
 use crate::reports::users_registered_by::SummaryCounts;
 
-/// What a report's refresh produced.
-#[derive(Debug, Clone, PartialEq)]
+/// What a report's refresh produced. Serializable so `--storage.snapshot-file` can keep
+/// it across restarts: a new variant needs only its data to derive `Serialize` and
+/// `Deserialize` (`crate::util::map_as_pairs` for maps with non-string keys).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ReportData {
     /// Per-user registration counts (either registration source).
     Registration(RegistrationCounts),
@@ -81,6 +84,11 @@ pub type Key = (String, ReportKind);
 #[derive(Debug, Default)]
 pub struct Store {
     entries: RwLock<BTreeMap<Key, ReportState>>,
+    /// Bumped by every change, so readers (the `/metrics` cache) can tell when to
+    /// re-encode.
+    generation: AtomicU64,
+    /// Where successful refreshes are persisted (`--storage.snapshot-file`).
+    snapshot_file: OnceLock<Arc<crate::snapshot_file::SnapshotFile>>,
 }
 
 impl Store {
@@ -92,7 +100,48 @@ impl Store {
                     .map(|k| (k, ReportState::default()))
                     .collect(),
             ),
+            ..Self::default()
         }
+    }
+
+    /// Persists every successful refresh to `file` from now on.
+    pub fn persist_to(&self, file: Arc<crate::snapshot_file::SnapshotFile>) {
+        let _ = self.snapshot_file.set(file);
+    }
+
+    /// Writes the snapshots to the snapshot file, if one is configured (after a
+    /// successful refresh). A failure is logged: the exporter keeps serving.
+    pub async fn persist(&self) {
+        if let Some(file) = self.snapshot_file.get() {
+            file.save(self).await;
+        }
+    }
+
+    /// Counts changes: differs whenever a snapshot or an attempt was recorded since.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a snapshot restored from the snapshot file, unless a refresh already
+    /// published one. It keeps its original completion time; no attempt is recorded.
+    pub fn restore(&self, tenant: &str, report: ReportKind, snapshot: Snapshot) -> bool {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let state = entries.entry((tenant.to_owned(), report)).or_default();
+        if state.snapshot.is_some() {
+            return false;
+        }
+        state.snapshot = Some(Arc::new(snapshot));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// The current snapshot of every (tenant, report) that has one.
+    pub fn snapshots(&self) -> Vec<(Key, Arc<Snapshot>)> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter_map(|(k, s)| Some((k.clone(), s.snapshot.clone()?)))
+            .collect()
     }
 
     /// Publishes a successful refresh, replacing the previous snapshot whole.
@@ -113,6 +162,7 @@ impl Store {
             finished_at,
             error: None,
         });
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Records a failed refresh; the last good snapshot stays published.
@@ -131,6 +181,7 @@ impl Store {
             finished_at: SystemTime::now(),
             error: Some(error),
         });
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether every expected (tenant, report) finished at least one attempt or has a

@@ -123,3 +123,80 @@ async fn serves_the_legacy_source_as_its_truth() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_file_survives_a_restart_with_graph_down() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(700, 3, |_| {}).await;
+        let (dir, path) = config_file(&config_toml(
+            &sim,
+            "user_registration_details",
+            "page_size = 100\n",
+        ));
+        let snap = dir.path().join("state/snapshots.json");
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let args = [
+            "--config.file",
+            path.to_str().unwrap(),
+            "--storage.snapshot-file",
+            snap.to_str().unwrap(),
+        ];
+        let labels = [("tenant", "t1"), ("report", "user_registration_details")];
+        let last_success_key = series_key(
+            "entra_exporter_report_last_success_timestamp_seconds",
+            &labels,
+        );
+
+        let mut first = Exporter::start(&args, &[]);
+        let (_, body) = poll_until(&first.url("/metrics"), "text/plain", |s, b| {
+            s == 200 && b.contains("entra_users{")
+        })
+        .await;
+        let served = parse_exposition(&body);
+        let expected =
+            expected_series("t1", &truth(&sim, SimReport::UserRegistrationDetails), true);
+        assert_series_eq(&only(&served, USER_FAMILIES), &expected);
+        let last_success = served[&last_success_key];
+        assert!(snap.exists(), "written after the refresh");
+        tokio::task::spawn_blocking(move || first.terminate())
+            .await
+            .unwrap();
+
+        // Graph goes away; the restarted exporter serves the persisted snapshot at once,
+        // with its original last-success time, and is ready before any refresh.
+        sim.shutdown().await;
+        let second = Exporter::start(&args, &[]);
+        let (_, body) = get(&second.url("/metrics"), "text/plain").await;
+        let restored = parse_exposition(&body);
+        assert_series_eq(&only(&restored, USER_FAMILIES), &expected);
+        assert_eq!(restored[&last_success_key], last_success);
+        assert_eq!(get(&second.url("/-/ready"), "*/*").await.0, 200);
+        assert!(
+            second.stderr().contains("snapshots restored"),
+            "{}",
+            second.stderr()
+        );
+        // Its refresh fails (Graph is down): the restored snapshot stays, report_up 0.
+        let (_, body) = poll_until(&second.url("/metrics"), "text/plain", |_, b| {
+            b.contains("entra_exporter_report_up{")
+        })
+        .await;
+        let after = parse_exposition(&body);
+        assert_eq!(after[&series_key("entra_exporter_report_up", &labels)], 0.0);
+        assert_eq!(after[&last_success_key], last_success);
+        assert_series_eq(&only(&after, USER_FAMILIES), &expected);
+        drop(second);
+
+        // A corrupt file is ignored with a warning; the exporter still starts.
+        std::fs::write(&snap, b"{\"format\":1,\"entries\":[{").unwrap();
+        let third = Exporter::start(&args, &[]);
+        assert_eq!(get(&third.url("/-/healthy"), "*/*").await.0, 200);
+        assert!(
+            third.stderr().contains("the snapshot file is corrupt"),
+            "{}",
+            third.stderr()
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -39,10 +39,11 @@ pub fn label(value: Option<&str>) -> &str {
 }
 
 /// The counts of one refresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct UsageActivityCounts {
     /// `(feature, method)` ▸ `(successes, failures)`. Rows with the same key (e.g. two
     /// post-sentinel methods both sent as `unknownFutureValue`) are added up.
+    #[serde(with = "crate::util::map_as_pairs")]
     pub activities: BTreeMap<(String, String), (u64, u64)>,
 }
 

@@ -50,7 +50,7 @@ pub struct StatusCount<'a> {
 }
 
 /// The counts of one refresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct RegistrationStatusCounts {
     /// Sum of `totalUserCount` over the elements.
     pub total_users: u64,

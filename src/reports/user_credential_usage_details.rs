@@ -52,11 +52,13 @@ pub fn parse_event_time(text: &str) -> Option<f64> {
 }
 
 /// The counts of one refresh.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
 pub struct UsageEventCounts {
     /// `(feature, method, result)` ▸ events.
+    #[serde(with = "crate::util::map_as_pairs")]
     pub events: BTreeMap<(String, String, String), u64>,
     /// `(feature, result)` ▸ Unix time of the newest event.
+    #[serde(with = "crate::util::map_as_pairs")]
     pub last_event: BTreeMap<(String, String), f64>,
     /// Events whose `eventDateTime` could not be read (counted, not timed).
     pub undated: u64,

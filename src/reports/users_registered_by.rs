@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 /// One function result.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// `totalUserCount`; `None` when Graph leaves it out (Microsoft's own method-summary
     /// example does), so no made-up zero is exported.
@@ -18,9 +18,10 @@ pub struct Summary {
 }
 
 /// Every (type, role) pair of one refresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SummaryCounts {
     /// `(user_types, user_roles)` label values (the configured values) ▸ result.
+    #[serde(with = "crate::util::map_as_pairs")]
     pub summaries: BTreeMap<(String, String), Summary>,
 }
 

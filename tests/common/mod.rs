@@ -361,6 +361,18 @@ pub fn http() -> reqwest::Client {
     entra_mfa_exporter::graph::http_client(Duration::from_secs(30))
 }
 
+/// GETs `url` once: status and body.
+pub async fn get(url: &str, accept: &str) -> (u16, String) {
+    let resp = http()
+        .get(url)
+        .header("Accept", accept)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
 /// GETs `url` until `ok` accepts the response or [`WAIT`] passes.
 pub async fn poll_until(
     url: &str,
