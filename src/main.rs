@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use entra_mfa_exporter::app::{Exporter, write_atomically};
 use entra_mfa_exporter::config::{Config, Sources};
@@ -15,6 +15,7 @@ use entra_mfa_exporter::logging::{self, LogFormat};
 use entra_mfa_exporter::server::{ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{self, Faults, RateLimit, SimConfig, SimServer, SimTenant};
+use entra_mfa_exporter::web_config::WebConfigHandle;
 use entra_mfa_exporter::{poller, reports::ReportKind, snapshot_file};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
@@ -237,12 +238,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
         return simulate_standalone(args).await;
     }
-    for (set, flag) in [(cli.web_config_file.is_some(), "--web.config.file")] {
-        if set {
-            bail!("{flag} is not supported by this version yet");
-        }
-    }
-
     // In demo mode the simulator must be up before the config can point at it.
     let demo = if cli.demo {
         Some(start_demo().await?)
@@ -281,6 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return once(&exporter, cli.output.as_deref()).await;
     }
 
+    let web = WebConfigHandle::load(cli.web_config_file.as_deref())?;
     let listener = tokio::net::TcpListener::bind(&cli.listen_address)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
@@ -300,13 +296,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "Demo mode: the tenant \"demo\" is simulated in-process; its data drifts over time."
                 .to_owned()
         }),
+        web,
+        cache: Default::default(),
     });
+    let reloader = tokio::spawn(reload_web_config_on_sighup(state.clone()));
     tracing::info!(
         address = %listener.local_addr()?, tenants = config.tenants.len(),
         reports = config.tenants.iter().map(|t| t.reports.len()).sum::<usize>(),
-        demo = cli.demo, "listening"
+        demo = cli.demo, tls = state.web.current().tls.is_some(),
+        basic_auth = state.web.current().auth.is_some(), "listening"
     );
     serve(listener, state, shutdown_signal()).await?;
+    reloader.abort();
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(5), async {
@@ -434,6 +435,29 @@ async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     simulate::serve(args.listen, config, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads `--web.config.file` on every SIGHUP; a broken file keeps the previous config.
+async fn reload_web_config_on_sighup(state: std::sync::Arc<ServerState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the web config will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match state.web.reload() {
+                Ok(true) => tracing::info!("web config reloaded"),
+                Ok(false) => tracing::info!("SIGHUP: no --web.config.file to reload"),
+                Err(e) => {
+                    tracing::error!(error = %e, "web config reload failed; keeping the previous one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -1,0 +1,179 @@
+//! The `/metrics` body, encoded once and served from bytes: re-encoded when a snapshot
+//! changes (the store's generation moves) and otherwise at most once per
+//! [`MAX_AGE`], so the exporter's own counters, which move with every Graph request,
+//! are never staler than that. Each format and its gzip form are made on first use and
+//! shared by every scrape until the next encoding.
+//!
+//! A scrape that finds the body stale while another is already re-encoding serves the
+//! previous body instead of waiting: no request thread blocks behind an encoding.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+
+use crate::exposition::{self, Format};
+
+/// Longest time a body is reused while no snapshot changes.
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+struct Encoded {
+    generation: u64,
+    at: Instant,
+    openmetrics: Bytes,
+    openmetrics_gzip: OnceLock<Bytes>,
+    classic: OnceLock<Bytes>,
+    classic_gzip: OnceLock<Bytes>,
+}
+
+impl Encoded {
+    fn body(&self, format: Format, gzip: bool) -> Bytes {
+        match (format, gzip) {
+            (Format::OpenMetrics, false) => self.openmetrics.clone(),
+            (Format::OpenMetrics, true) => self
+                .openmetrics_gzip
+                .get_or_init(|| compress(&self.openmetrics))
+                .clone(),
+            (Format::Classic, false) => self.classic().clone(),
+            (Format::Classic, true) => self
+                .classic_gzip
+                .get_or_init(|| compress(self.classic()))
+                .clone(),
+        }
+    }
+
+    fn classic(&self) -> &Bytes {
+        self.classic.get_or_init(|| {
+            // prometheus-client writes valid UTF-8; the lossy path is never taken.
+            let om = String::from_utf8_lossy(&self.openmetrics);
+            Bytes::from(exposition::to_classic(&om))
+        })
+    }
+}
+
+fn compress(data: &[u8]) -> Bytes {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::default(),
+    );
+    // Writing to a Vec cannot fail.
+    gz.write_all(data).expect("gzip into memory");
+    Bytes::from(gz.finish().expect("gzip into memory"))
+}
+
+/// The cached exposition.
+#[derive(Default)]
+pub struct ScrapeCache {
+    current: RwLock<Option<Arc<Encoded>>>,
+    encoding: Mutex<()>,
+}
+
+impl std::fmt::Debug for ScrapeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeCache").finish_non_exhaustive()
+    }
+}
+
+impl ScrapeCache {
+    /// The body of `registry` in `format` (gzip-compressed when `gzip`), for a store at
+    /// `generation`.
+    pub fn get(&self, registry: &Registry, generation: u64, format: Format, gzip: bool) -> Bytes {
+        let cached = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let fresh = |e: &Encoded| e.generation == generation && e.at.elapsed() < MAX_AGE;
+        if let Some(e) = &cached
+            && fresh(e)
+        {
+            return e.body(format, gzip);
+        }
+        let _turn = match (self.encoding.try_lock(), &cached) {
+            (Ok(turn), _) => turn,
+            // Someone is re-encoding: the previous body is at most moments older.
+            (Err(_), Some(e)) => return e.body(format, gzip),
+            // The very first scrape waits for the first encoding.
+            (Err(_), None) => self.encoding.lock().unwrap_or_else(|e| e.into_inner()),
+        };
+        if let Some(e) = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|e| fresh(e))
+        {
+            return e.body(format, gzip);
+        }
+        let encoded = Arc::new(Encoded {
+            generation,
+            at: Instant::now(),
+            openmetrics: Bytes::from(exposition::encode(registry, Format::OpenMetrics)),
+            openmetrics_gzip: OnceLock::new(),
+            classic: OnceLock::new(),
+            classic_gzip: OnceLock::new(),
+        });
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(encoded.clone());
+        encoded.body(format, gzip)
+    }
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip (`gzip` or `x-gzip` with q > 0).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|v| {
+        v.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            q > 0.0 && (name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip"))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use std::io::Read;
+
+    #[test]
+    fn encodes_once_per_generation_and_age() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("c", "A counter.", counter.clone());
+        let cache = ScrapeCache::default();
+        let first = cache.get(&registry, 1, Format::OpenMetrics, false);
+        counter.inc();
+        let same = cache.get(&registry, 1, Format::OpenMetrics, false);
+        assert_eq!(
+            first, same,
+            "within MAX_AGE and the same generation: cached bytes"
+        );
+        assert_eq!(first.as_ptr(), same.as_ptr());
+        let changed = cache.get(&registry, 2, Format::OpenMetrics, false);
+        assert!(String::from_utf8_lossy(&changed).contains("c_total 1"));
+        let classic = cache.get(&registry, 2, Format::Classic, false);
+        assert!(!String::from_utf8_lossy(&classic).contains("# EOF"));
+
+        let gz = cache.get(&registry, 2, Format::Classic, true);
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &classic[..]);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, GZIP;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+}
