@@ -291,14 +291,16 @@ impl Exporter {
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("msg=listening") {
-                    let addr = line
-                        .split(' ')
+                let addr = line.contains("msg=listening").then(|| {
+                    line.split(' ')
                         .find_map(|kv| kv.strip_prefix("address="))
-                        .map(str::to_owned);
+                        .map(str::to_owned)
+                });
+                // Stored before the address is announced, so stderr() has the line.
+                sink.lock().unwrap().push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let addr = rx.recv_timeout(WAIT).ok().flatten().unwrap_or_else(|| {
