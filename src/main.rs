@@ -20,6 +20,9 @@ use entra_mfa_exporter::{poller, reports::ReportKind, snapshot_file};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
 const DEMO_USERS: u64 = 2_500;
+/// Graph's 5 requests per 10 s would make the demo's every-report refresh take longer
+/// than its interval; the in-process simulator has no such limit.
+const DEMO_MAX_REQUESTS_PER_10S: u32 = 100;
 /// Refresh interval in `--demo`, so the drifting data shows up quickly.
 const DEMO_REFRESH: &str = "20s";
 
@@ -370,7 +373,7 @@ fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let text = format!(
-        "refresh_interval = {DEMO_REFRESH:?}\n[[tenants]]\nname = \"demo\"\ntenant_id = {:?}\nclient_id = {:?}\n\
+        "refresh_interval = {DEMO_REFRESH:?}\nmax_requests_per_10s = {DEMO_MAX_REQUESTS_PER_10S}\n[[tenants]]\nname = \"demo\"\ntenant_id = {:?}\nclient_id = {:?}\n\
          client_secret = {:?}\ngraph_url = {url:?}\nlogin_url = {url:?}\nreports = [{}]\n\
          admins_without_mfa = true\n",
         simulate::DEMO_TENANT_ID,

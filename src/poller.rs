@@ -47,6 +47,21 @@ pub struct Tenant {
     pub client: GraphClient,
 }
 
+/// The longest a refresh may run before it gives up: twice its interval, and never
+/// less than an hour (a million users at Graph's 5 requests per 10 s take about 35
+/// minutes). Bounds a refresh that keeps retrying or a peer that keeps paging.
+pub fn refresh_deadline(tenant: &TenantConfig, report: ReportKind) -> Duration {
+    let interval = tenant
+        .reports
+        .iter()
+        .find(|r| r.kind == report)
+        .map_or(Duration::ZERO, |r| r.refresh_interval);
+    (interval * 2).max(MIN_REFRESH_DEADLINE)
+}
+
+/// See [`refresh_deadline`].
+const MIN_REFRESH_DEADLINE: Duration = Duration::from_secs(3600);
+
 /// Runs one refresh of `report` for `tenant` and publishes or records its outcome.
 pub async fn refresh(
     tenant: &Tenant,
@@ -56,7 +71,10 @@ pub async fn refresh(
 ) -> Result<(), GraphError> {
     let name = tenant.config.name.as_str();
     let started = Instant::now();
-    let result = collect(&tenant.client, &tenant.config, report).await;
+    let deadline = refresh_deadline(&tenant.config, report);
+    let result = tokio::time::timeout(deadline, collect(&tenant.client, &tenant.config, report))
+        .await
+        .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
     let elapsed = started.elapsed();
     let outcome = if result.is_ok() { "success" } else { "error" };
     metrics
@@ -148,6 +166,7 @@ pub fn spawn_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn refreshes_spread_over_the_interval() {
@@ -172,5 +191,24 @@ mod tests {
             phases.push(second.as_secs() % 3600);
         }
         assert_eq!(phases, vec![0, 900, 1800, 2700]);
+    }
+
+    #[test]
+    fn refresh_deadline_is_twice_the_interval_and_at_least_an_hour() {
+        let config = Config::from_toml(
+            "refresh_interval = \"3h\"\nreport_refresh_intervals = { credential_usage_summary = \"10m\" }\n\
+             reports = [\"user_registration_details\", \"credential_usage_summary\"]\n\
+             [[tenants]]\nname = \"t\"\ntenant_id = \"t.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+        )
+        .unwrap();
+        let t = &config.tenants[0];
+        assert_eq!(
+            refresh_deadline(t, ReportKind::UserRegistrationDetails),
+            Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            refresh_deadline(t, ReportKind::CredentialUsageSummary),
+            Duration::from_secs(3600)
+        );
     }
 }

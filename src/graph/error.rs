@@ -252,6 +252,9 @@ pub enum GraphError {
         /// Graph's answer.
         error: ApiError,
     },
+    /// The whole refresh ran past its deadline (retries, throttling or endless paging).
+    #[error("refresh gave up after {} without finishing", humantime::format_duration(*.0))]
+    RefreshDeadline(std::time::Duration),
     /// Retried until the attempt or time budget ran out.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -288,7 +291,7 @@ impl GraphError {
             Self::Api { error, .. } if error.status == 429 => "throttled",
             Self::Api { .. } => "api",
             Self::Transport(_) => "network",
-            Self::Timeout => "timeout",
+            Self::Timeout | Self::RefreshDeadline(_) => "timeout",
             Self::BodyTooLarge(_) | Self::Page { .. } => "malformed",
             Self::ForeignNextLink { .. } | Self::NextLinkLoop(_) => "paging",
             Self::RetriesExhausted { last, .. } => last.metric_label(),
