@@ -485,3 +485,41 @@ async fn thirty_page_walk_at_graphs_limit() {
     .await
     .expect("walk finished in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let sim = start_sim(10, 1, |_| {}).await; // the token endpoint
+        let foreign = start_sim(1, 1, |_| {}).await; // where the redirect points
+        let graph = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let graph_url = format!("http://{}", graph.local_addr().unwrap());
+        let location = format!(
+            "{}/v1.0/reports/authenticationMethods/userRegistrationDetails",
+            foreign.base_url()
+        );
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = graph.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let _ = sock.read(&mut buf).await.unwrap();
+            let resp = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            sock.write_all(resp.as_bytes()).await.unwrap();
+        });
+        let text = config_toml(&sim, REPORT, "").replacen(
+            &format!("graph_url = \"{}\"", sim.base_url()),
+            &format!("graph_url = \"{graph_url}\""),
+            1,
+        );
+        let e = Exporter::new(&Config::from_toml(&text).unwrap(), policy());
+        let failures = e.collect_once().await;
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].2.contains("HTTP 307"), "{}", failures[0].2);
+        assert!(foreign.requests().is_empty(), "the redirect target was not contacted");
+        server.await.unwrap();
+        sim.shutdown().await;
+        foreign.shutdown().await;
+    })
+    .await;
+}
