@@ -16,13 +16,26 @@ use crate::secret::Secret;
 /// Renew this long before expiry, capped at a fifth of the token's life so short-lived
 /// tokens (tests) are not renewed at every request.
 const RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// Longest token life believed: Entra tokens live 60–90 minutes, so anything beyond a
+/// day is a broken endpoint, and an unbounded value would overflow `Instant` arithmetic
+/// (a panic in the poller).
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// Timeout of one managed-identity token request.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Token-endpoint attempts for transient failures (network, 429, 5xx).
-const TOKEN_ATTEMPTS: u32 = 3;
-/// Managed-identity attempts: IMDS answers 404/410 for up to ~70 s while it updates
-/// (graph-api.md §10.1), so it gets more, longer-spaced tries.
-const IDENTITY_ATTEMPTS: u32 = 6;
+/// Waits between token-endpoint attempts for transient failures (network, 429, 5xx):
+/// three attempts.
+const TOKEN_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+/// Waits between managed-identity attempts: IMDS answers 404/410 for up to ~70 s while
+/// it updates (graph-api.md §10.1), so, like the Rust SDK, six retries from 1.34 s,
+/// doubling: about 84 s in all, more than the SDK's 72 s bound.
+const IDENTITY_DELAYS: [Duration; 6] = [
+    Duration::from_millis(1_340),
+    Duration::from_millis(2_680),
+    Duration::from_millis(5_360),
+    Duration::from_millis(10_720),
+    Duration::from_millis(21_440),
+    Duration::from_millis(42_880),
+];
 /// `client_assertion_type` of certificate and federated assertions (§8.2).
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -195,11 +208,7 @@ impl TokenSource {
 
     async fn request(&self) -> Result<Cached, TokenError> {
         let identity = matches!(self.credential, Credential::ManagedIdentity(_));
-        let attempts = if identity {
-            IDENTITY_ATTEMPTS
-        } else {
-            TOKEN_ATTEMPTS
-        };
+        let mut delays = retry_delays(identity).iter();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -223,12 +232,21 @@ impl TokenSource {
                 }
                 Err(e) => transport(&e),
             };
-            if attempt >= attempts {
+            let Some(delay) = delays.next() else {
                 return Err(transient);
-            }
+            };
             tracing::warn!(tenant = %self.tenant, attempt, error = %transient, "token request failed, retrying");
-            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt.min(6)))).await;
+            tokio::time::sleep(*delay).await;
         }
+    }
+}
+
+/// The waits between attempts of a token request; one attempt more than waits.
+fn retry_delays(managed_identity: bool) -> &'static [Duration] {
+    if managed_identity {
+        &IDENTITY_DELAYS
+    } else {
+        &TOKEN_DELAYS
     }
 }
 
@@ -270,7 +288,7 @@ fn parse_token(body: &[u8], requested_at: Instant) -> Result<Cached, TokenError>
                     .map_or(0, |d| d.as_secs()),
             ),
     };
-    let life = Duration::from_secs(life);
+    let life = Duration::from_secs(life).min(MAX_TOKEN_LIFE);
     let margin = RENEW_MARGIN.min(life / 5);
     Ok(Cached {
         token: resp.access_token,
@@ -281,6 +299,16 @@ fn parse_token(body: &[u8], requested_at: Instant) -> Result<Cached, TokenError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn managed_identity_retries_outlast_an_imds_update() {
+        // IMDS may answer 404/410 for ~70 s; the SDK retries for up to 72 s.
+        let total: Duration = retry_delays(true).iter().sum();
+        assert!(total >= Duration::from_secs(72), "{total:?}");
+        // The token endpoint's transient failures get a short schedule.
+        let total: Duration = retry_delays(false).iter().sum();
+        assert!(total <= Duration::from_secs(5), "{total:?}");
+    }
 
     #[test]
     fn token_response_parsing() {
@@ -325,6 +353,21 @@ mod tests {
             on.renew_at - now <= Duration::from_secs(800)
                 && on.renew_at - now > Duration::from_secs(700)
         );
+        // A huge lifetime (u64::MAX seconds, or an expiry far in the future) is capped
+        // instead of overflowing the clock.
+        for huge in [
+            format!(
+                r#"{{"token_type":"Bearer","expires_in":{},"access_token":"x"}}"#,
+                u64::MAX
+            ),
+            format!(
+                r#"{{"token_type":"Bearer","expires_on":"{}","access_token":"x"}}"#,
+                u64::MAX
+            ),
+        ] {
+            let c = parse_token(huge.as_bytes(), now).unwrap();
+            assert_eq!(c.renew_at - now, MAX_TOKEN_LIFE - RENEW_MARGIN, "{huge}");
+        }
         for bad in [
             r#"{"token_type":"Bearer","expires_in":"soon","access_token":"x"}"#,
             r#"{"token_type":"Bearer","access_token":"x"}"#,
