@@ -768,10 +768,15 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 /// `t` with the top level's `client_id` and credential filled in where it sets none.
 /// The credential is inherited as a whole: a tenant that sets any credential key
 /// (e.g. its own `client_secret_file`) takes nothing of the top level's (e.g. its
-/// `certificate_file`), so overriding never mixes two modes.
+/// `certificate_file`), so overriding never mixes two modes. A tenant with its own
+/// managed identity does not take the top level's `client_id` either: there it would
+/// select a user-assigned identity (an app's id gives "Identity not found").
 fn inherit_credential(t: &RawTenant, top: &RawFile) -> RawTenant {
     let mut t = t.clone();
-    t.client_id = t.client_id.or_else(|| top.client_id.clone());
+    let own_identity = t.auth.as_deref() == Some("managed_identity");
+    if !own_identity {
+        t.client_id = t.client_id.or_else(|| top.client_id.clone());
+    }
     let own = t.auth.is_some()
         || t.client_secret.is_some()
         || t.client_secret_file.is_some()

@@ -274,6 +274,23 @@ fn credentials_at_the_top_level_are_inherited_whole() {
         c.tenants[1].credential,
         Credential::ClientSecret(_)
     ));
+    // A tenant's own managed identity is system-assigned unless it names one: the top
+    // level's app id is no user-assigned identity. Inherited whole, the id comes along.
+    let text = "client_id = \"msp-app\"\nclient_secret = \"s\"\n\
+        [[tenants]]\nname = \"vm\"\nauth = \"managed_identity\"\n";
+    let c = Config::from_toml(text).unwrap();
+    let Credential::ManagedIdentity(mi) = &c.tenants[0].credential else {
+        panic!("not managed identity")
+    };
+    assert_eq!(mi.client_id, None);
+    let c = Config::from_toml(
+        "client_id = \"uami\"\nauth = \"managed_identity\"\n[[tenants]]\nname = \"vm\"\n",
+    )
+    .unwrap();
+    let Credential::ManagedIdentity(mi) = &c.tenants[0].credential else {
+        panic!("not managed identity")
+    };
+    assert_eq!(mi.client_id.as_deref(), Some("uami"));
 }
 
 #[test]
