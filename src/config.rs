@@ -355,14 +355,23 @@ impl Config {
 }
 
 /// The `default` tenant from the standard Azure variables (design.md, "Command line").
-fn azure_env_tenant(var: &dyn Fn(&str) -> Option<String>) -> Option<RawTenant> {
-    let tenant_id = var("AZURE_TENANT_ID").filter(|v| !v.is_empty())?;
+/// Empty variables count as unset. A secret wins over a certificate, and both over a
+/// federated token file, as in the Azure SDKs' EnvironmentCredential and
+/// DefaultAzureCredential. `AZURE_AUTHORITY_HOST` is not read here: `resolve` uses it
+/// for workload identity only where no `login_url` is set (file or env).
+fn azure_env_tenant(env: &dyn Fn(&str) -> Option<String>) -> Option<RawTenant> {
+    let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let tenant_id = var("AZURE_TENANT_ID")?;
+    let client_secret = var("AZURE_CLIENT_SECRET").map(Secret::new);
+    let certificate_file = var("AZURE_CLIENT_CERTIFICATE_PATH")
+        .filter(|_| client_secret.is_none())
+        .map(PathBuf::from);
     let mut tenant = RawTenant {
         name: Some("default".into()),
         tenant_id: Some(tenant_id),
         client_id: var("AZURE_CLIENT_ID"),
-        client_secret: var("AZURE_CLIENT_SECRET").map(Secret::new),
-        certificate_file: var("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+        client_secret,
+        certificate_file,
         ..RawTenant::default()
     };
     if tenant.client_secret.is_none()
@@ -371,7 +380,6 @@ fn azure_env_tenant(var: &dyn Fn(&str) -> Option<String>) -> Option<RawTenant> {
     {
         tenant.auth = Some("workload_identity".into());
         tenant.federated_token_file = Some(file.into());
-        tenant.login_url = var("AZURE_AUTHORITY_HOST");
     }
     Some(tenant)
 }
@@ -600,8 +608,15 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             bad("graph_url", &m);
             String::new()
         });
+        // The SDKs accept a bare host as well as a URL (graph-api.md §9).
         let authority_host = if wi {
-            env("AZURE_AUTHORITY_HOST")
+            env("AZURE_AUTHORITY_HOST").map(|h| {
+                if h.contains("://") {
+                    h
+                } else {
+                    format!("https://{h}")
+                }
+            })
         } else {
             None
         };

@@ -464,6 +464,64 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
 }
 
 #[test]
+fn azure_variables_follow_the_sdk() {
+    let load = || {
+        Config::load(&Sources {
+            file: None,
+            use_env: true,
+        })
+    };
+    // Empty variables are unset: an empty certificate path does not turn the secret's
+    // tenant into a certificate one.
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("AZURE_TENANT_ID", "contoso.onmicrosoft.com");
+        jail.set_env("AZURE_CLIENT_ID", "cid");
+        jail.set_env("AZURE_CLIENT_SECRET", "env-secret");
+        jail.set_env("AZURE_CLIENT_CERTIFICATE_PATH", "");
+        let c = load().unwrap();
+        assert!(matches!(
+            c.tenants[0].credential,
+            Credential::ClientSecret(_)
+        ));
+        jail.set_env("AZURE_CLIENT_SECRET", "");
+        jail.set_env("AZURE_CLIENT_CERTIFICATE_PATH", APP_PEM);
+        let c = load().unwrap();
+        assert!(matches!(
+            c.tenants[0].credential,
+            Credential::Certificate { .. }
+        ));
+        // Both set: the secret wins, as in EnvironmentCredential.
+        jail.set_env("AZURE_CLIENT_SECRET", "env-secret");
+        let c = load().unwrap();
+        assert!(matches!(
+            c.tenants[0].credential,
+            Credential::ClientSecret(_)
+        ));
+        Ok(())
+    });
+    // Workload identity: AZURE_AUTHORITY_HOST is only the fallback of login_url, below
+    // ENTRA_EXPORTER_LOGIN_URL; a bare host gets https.
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("token", "eyJ.fake.jwt")?;
+        let token = jail.directory().join("token");
+        jail.set_env("AZURE_TENANT_ID", "contoso.onmicrosoft.com");
+        jail.set_env("AZURE_CLIENT_ID", "cid");
+        jail.set_env("AZURE_FEDERATED_TOKEN_FILE", token.display());
+        jail.set_env("AZURE_AUTHORITY_HOST", "login.microsoftonline.us");
+        let c = load().unwrap();
+        assert!(matches!(
+            c.tenants[0].credential,
+            Credential::WorkloadIdentity { .. }
+        ));
+        assert_eq!(c.tenants[0].login_url, "https://login.microsoftonline.us");
+        jail.set_env("ENTRA_EXPORTER_LOGIN_URL", "https://login.example.test");
+        let c = load().unwrap();
+        assert_eq!(c.tenants[0].login_url, "https://login.example.test");
+        Ok(())
+    });
+}
+
+#[test]
 fn every_report_of_the_family_is_accepted_with_its_settings() {
     let names: Vec<String> = ReportKind::ALL
         .iter()
