@@ -379,7 +379,9 @@ async fn managed_identity_via_imds_system_and_user_assigned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_identity_via_app_service_identity_endpoint() {
     tokio::time::timeout(WAIT, async {
-        let sim = sim(|c| c.identity_header = "per-container-secret".into()).await;
+        // A unique value, so that finding it anywhere in the output means a leak.
+        const HEADER: &str = "identity-header-sentinel-5f2c8e91";
+        let sim = sim(|c| c.identity_header = HEADER.into()).await;
         let url = sim.base_url();
         let text = format!(
             "[[tenants]]\nname = \"t1\"\nauth = \"managed_identity\"\nclient_id = \"{UAMI}\"\n\
@@ -395,12 +397,20 @@ async fn managed_identity_via_app_service_identity_endpoint() {
                 ("IDENTITY_HEADER", header.to_owned()),
             ]
         };
-        let out = once_with_env(once_args(&path), env("per-container-secret")).await;
-        assert!(
-            out.status.success(),
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // At trace level, the HTTP stack's included, the header's value reaches
+        // neither the logs nor the output.
+        let mut traced = env(HEADER);
+        traced.push(("RUST_LOG", "trace".into()));
+        let out = once_with_env(once_args(&path), traced).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "stderr: {stderr}");
+        assert!(stderr.contains("level=trace"), "trace logs on: {stderr}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(HEADER),
+                "identity header leaked"
+            );
+        }
         let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
         let expected =
             expected_series("t1", &truth(&sim, SimReport::UserRegistrationDetails), true);

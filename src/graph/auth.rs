@@ -201,6 +201,11 @@ impl TokenSource {
                         q.append_pair("client_id", id);
                     }
                 }
+                let mut value = reqwest::header::HeaderValue::from_str(value)
+                    .map_err(|_| local(header, "is not a valid HTTP header value".into()))?;
+                // The App Service header is a secret: keep it out of any Debug output
+                // of the HTTP stack (trace logs).
+                value.set_sensitive(matches!(mi.protocol, IdentityProtocol::AppService { .. }));
                 self.http.get(url).header(header, value)
             }
         })
@@ -299,6 +304,31 @@ fn parse_token(body: &[u8], requested_at: Instant) -> Result<Cached, TokenError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_service_identity_header_is_sensitive() {
+        let env = |k: &str| match k {
+            "IDENTITY_ENDPOINT" => Some("http://127.0.0.1:9/msi/token".to_owned()),
+            "IDENTITY_HEADER" => Some("hdr-secret".to_owned()),
+            _ => None,
+        };
+        let config = crate::config::Config::from_toml_with_env(
+            "[[tenants]]\nname = \"app\"\nauth = \"managed_identity\"\n",
+            &env,
+        )
+        .unwrap();
+        let metrics = ExporterMetrics::new();
+        let source = TokenSource::new(
+            crate::graph::http_client(TOKEN_TIMEOUT),
+            &config.tenants[0],
+            metrics,
+        );
+        let request = source.build().unwrap().build().unwrap();
+        let value = &request.headers()["X-IDENTITY-HEADER"];
+        assert_eq!(value, "hdr-secret");
+        assert!(value.is_sensitive());
+        assert!(!format!("{request:?}").contains("hdr-secret"));
+    }
 
     #[test]
     fn managed_identity_retries_outlast_an_imds_update() {
