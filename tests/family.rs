@@ -259,7 +259,14 @@ async fn admin_list_is_capped_with_a_warning() {
         // Off by default: no names.
         let (_d2, path) = config_file(&config_toml(&sim, "user_registration_details", ""));
         let out = run_binary(once_args(&path)).await;
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("entra_admin_without_mfa_info"));
+        assert!(
+            out.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("entra_users{"), "{stdout}");
+        assert!(!stdout.contains("entra_admin_without_mfa_info"));
         sim.shutdown().await;
     })
     .await
