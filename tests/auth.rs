@@ -444,6 +444,32 @@ async fn sovereign_cloud_scope_is_sent() {
             r.path_and_query
                 .contains("resource=https%3A%2F%2Fgraph.microsoft.us")
         }));
+        // The token endpoint gets the cloud's `.default` scope form field, with a secret
+        // and with a certificate assertion.
+        let pem = fixture("app.pem");
+        for (cloud, scope) in [
+            ("usgov", "https://graph.microsoft.us/.default"),
+            ("china", "https://microsoftgraph.chinacloudapi.cn/.default"),
+        ] {
+            for credential in [
+                format!("client_secret = \"{SECRET}\""),
+                format!("certificate_file = {pem:?}"),
+            ] {
+                let before = sim.requests().len();
+                let text = toml(&sim, &format!("{credential}\ncloud = \"{cloud}\""));
+                collects_truth(&exporter(&text), &sim).await;
+                let scopes: Vec<_> = sim.requests()[before..]
+                    .iter()
+                    .filter(|r| r.method == "POST")
+                    .map(|r| r.scope.clone())
+                    .collect();
+                assert_eq!(
+                    scopes,
+                    vec![Some(scope.to_owned())],
+                    "{cloud}: {credential}"
+                );
+            }
+        }
         sim.shutdown().await;
     })
     .await

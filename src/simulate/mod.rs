@@ -248,6 +248,8 @@ pub struct RecordedRequest {
     pub prefer: Option<String>,
     /// The `client-request-id` header, if any.
     pub client_request_id: Option<String>,
+    /// The `scope` form field of a token-endpoint request, if any (decoded).
+    pub scope: Option<String>,
 }
 
 /// Totals since the server started.

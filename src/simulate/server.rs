@@ -418,6 +418,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
     let path = super::query::percent_decode(uri.path());
     let is_identity = super::identity::is_identity_path(&path);
     let is_token = token_tenant(&path).is_some() || is_identity;
+    let mut scope = None;
     let reply = if is_identity {
         if method != Method::GET {
             Reply::sts(405, String::new()).with("allow", "GET".into())
@@ -442,6 +443,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
                 Ok(b) => b.to_bytes(),
                 Err(_) => Bytes::new(),
             };
+            scope = super::query::parse_pairs(&String::from_utf8_lossy(&body))
+                .into_iter()
+                .find_map(|(k, v)| (k == "scope").then_some(v));
             token::handle(
                 &state.config.tenants,
                 &state.tokens,
@@ -476,6 +480,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
         authorization,
         prefer,
         client_request_id,
+        scope,
     );
     build(reply, &ctx)
 }
@@ -490,6 +495,7 @@ fn record(
     authorization: Option<String>,
     prefer: Option<String>,
     client_request_id: Option<String>,
+    scope: Option<String>,
 ) {
     {
         let mut c = state.counters.lock().expect("counters poisoned");
@@ -522,6 +528,7 @@ fn record(
         authorization,
         prefer,
         client_request_id,
+        scope,
     });
 }
 
