@@ -16,20 +16,18 @@ use crate::graph::{GraphClient, GraphError};
 use crate::reports::page::PageError;
 use crate::snapshot::{ReportData, Snapshot};
 
-/// The first page's URL. Collections get `$top`; the functions take their parameters
-/// in the path (graph-api.md §3.2, §5.2, §5.3) and `getCredentialUserRegistrationCount`
-/// supports no `$top` at all.
-pub fn first_url(tenant: &TenantConfig, report: ReportKind) -> String {
+/// The first page's URL of a report walked page by page (all but the
+/// `usersRegisteredBy*` functions, which `summaries` calls once per configured pair).
+/// Collections get `$top`; the functions take their parameters in the path
+/// (graph-api.md §5.2, §5.3) and `getCredentialUserRegistrationCount` supports no
+/// `$top` at all.
+fn first_url(tenant: &TenantConfig, report: ReportKind) -> String {
     let root = &tenant.graph_url;
     let path = report.path();
     match report {
         ReportKind::CredentialUserRegistrationCount => format!("{root}{path}"),
         ReportKind::CredentialUsageSummary => {
             format!("{root}{path}(period='{}')", tenant.usage_period)
-        }
-        ReportKind::UsersRegisteredByFeature | ReportKind::UsersRegisteredByMethod => {
-            let (t, r) = summary_pairs(tenant).next().unwrap_or(("all", "all"));
-            format!("{root}{}", function_path(path, t, r))
         }
         _ => format!("{root}{path}?$top={}", tenant.page_size),
     }
@@ -51,7 +49,7 @@ pub async fn collect(
     tenant: &TenantConfig,
     report: ReportKind,
 ) -> Result<Snapshot, GraphError> {
-    let url = first_url(tenant, report);
+    let url = || first_url(tenant, report);
     let (endpoint, permission) = (report.endpoint(), report.permission());
     let (data, stats) = match report {
         ReportKind::UserRegistrationDetails => {
@@ -62,7 +60,7 @@ pub async fn collect(
             } else {
                 user_registration_details::Folder::default()
             };
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let stats = walk(client, url(), endpoint, permission, &mut fold).await?;
             if let Some(list) = fold.0.admins_without_mfa.as_ref().filter(|l| l.is_cut()) {
                 tracing::warn!(
                     tenant = %tenant.name, listed = list.listed.len(), total = list.total,
@@ -74,17 +72,17 @@ pub async fn collect(
         }
         ReportKind::CredentialUserRegistrationDetails => {
             let mut fold = credential_user_registration_details::Folder::default();
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let stats = walk(client, url(), endpoint, permission, &mut fold).await?;
             (ReportData::Registration(fold.0), stats)
         }
         ReportKind::CredentialUserRegistrationCount => {
             let mut fold = credential_user_registration_count::Folder::default();
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let stats = walk(client, url(), endpoint, permission, &mut fold).await?;
             (ReportData::RegistrationStatus(fold.0), stats)
         }
         ReportKind::CredentialUsageSummary => {
             let mut fold = credential_usage_summary::Folder::default();
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let stats = walk(client, url(), endpoint, permission, &mut fold).await?;
             let data = ReportData::UsageActivities {
                 period: tenant.usage_period.clone(),
                 counts: fold.0,
@@ -94,7 +92,7 @@ pub async fn collect(
         ReportKind::UserCredentialUsageDetails | ReportKind::UserEventsSummary => {
             // user_events_summary has the same rows (its module re-exports this fold).
             let mut fold = user_credential_usage_details::Folder::default();
-            let stats = walk(client, url, endpoint, permission, &mut fold).await?;
+            let stats = walk(client, url(), endpoint, permission, &mut fold).await?;
             if fold.0.undated > 0 {
                 tracing::warn!(
                     tenant = %tenant.name, report = %report, events = fold.0.undated,
