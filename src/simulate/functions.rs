@@ -16,7 +16,9 @@ use super::events::{
 use super::family_truth::{
     self, POST_SENTINEL_STATUS, POST_SENTINEL_SUMMARY_FEATURE, SummaryBy, USER_ROLES, USER_TYPES,
 };
-use super::graph::{Incoming, bad_request, decode_skiptoken, encode_skiptoken, link_base};
+use super::graph::{
+    Incoming, bad_request, decode_skiptoken, encode_skiptoken, link_base, parse_top,
+};
 use super::json::{self, push_key, push_str};
 use super::query::parse_pairs;
 use super::server::{Ctx, Reply, State};
@@ -467,16 +469,9 @@ fn events_page(
     let mut skiptoken = None;
     for (key, value) in pairs {
         match key.to_ascii_lowercase().as_str() {
-            "$top" => match value.trim().parse::<u64>() {
-                Ok(n) if (1..=max_top).contains(&n) => top = n,
-                _ => {
-                    return bad_request(
-                        ctx,
-                        &format!(
-                            "Invalid page size specified: '{value}'. Must be between 1 and {max_top} inclusive."
-                        ),
-                    );
-                }
+            "$top" => match parse_top(&value, max_top) {
+                Ok(n) => top = n,
+                Err(message) => return bad_request(ctx, &message),
             },
             "$skiptoken" => skiptoken = Some(value),
             _ => {}

@@ -74,6 +74,16 @@ pub(crate) fn bad_request(ctx: &Ctx, message: &str) -> Reply {
     error(ctx, 400, "BadRequest", message)
 }
 
+/// A `$top` value between 1 and `max`, or Graph's error message for it.
+pub(crate) fn parse_top(value: &str, max: u64) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "Invalid page size specified: '{value}'. Must be between 1 and {max} inclusive."
+        )),
+    }
+}
+
 /// Where a path leads.
 enum Route<'a> {
     Collection {
@@ -435,16 +445,9 @@ impl Page<'_> {
         let mut filter_text = None;
         for (key, value) in parse_pairs(self.req.query.unwrap_or("")) {
             match key.to_ascii_lowercase().as_str() {
-                "$top" => match value.trim().parse::<u64>() {
-                    Ok(n) if (1..=MAX_TOP).contains(&n) => top = n,
-                    _ => {
-                        return bad_request(
-                            ctx,
-                            &format!(
-                                "Invalid page size specified: '{value}'. Must be between 1 and {MAX_TOP} inclusive."
-                            ),
-                        );
-                    }
+                "$top" => match parse_top(&value, MAX_TOP) {
+                    Ok(n) => top = n,
+                    Err(message) => return bad_request(ctx, &message),
                 },
                 "$skiptoken" => skiptoken = Some(value),
                 "$select" => select_text = Some(value),
@@ -632,6 +635,19 @@ impl Page<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_is_checked() {
+        assert_eq!(parse_top(" 999", 999), Ok(999));
+        for bad in ["0", "1000", "-1", "ten"] {
+            assert_eq!(
+                parse_top(bad, 999),
+                Err(format!(
+                    "Invalid page size specified: '{bad}'. Must be between 1 and 999 inclusive."
+                ))
+            );
+        }
+    }
 
     #[test]
     fn skiptoken_round_trip_and_tamper() {
