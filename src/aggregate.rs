@@ -198,7 +198,8 @@ pub struct AdminList {
     pub cap: usize,
     /// The listed user principal names, sorted.
     pub listed: BTreeSet<String>,
-    /// Admins without MFA seen, listed or not.
+    /// Admins without MFA seen that have a user principal name, listed or not (one
+    /// without a name could never be listed, so it does not make the list cut).
     pub total: u64,
 }
 
@@ -214,10 +215,10 @@ impl AdminList {
 
     /// Adds one admin who is not MFA capable.
     pub fn add(&mut self, user_principal_name: Option<&str>) {
-        self.total += 1;
         let Some(upn) = user_principal_name.filter(|u| !u.is_empty()) else {
             return;
         };
+        self.total += 1;
         if self.listed.len() >= self.cap {
             match self.listed.last() {
                 Some(last) if upn < last.as_str() => {
@@ -427,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn admin_list_keeps_the_first_names_and_counts_all() {
+    fn admin_list_keeps_the_first_names_and_counts_the_named() {
         let mut l = AdminList::new(2);
         for upn in [
             Some("c@x"),
@@ -439,11 +440,15 @@ mod tests {
         ] {
             l.add(upn);
         }
-        assert_eq!(l.total, 6);
+        assert_eq!(l.total, 4);
         assert_eq!(l.listed.iter().collect::<Vec<_>>(), ["a@x", "b@x"]);
         assert!(l.is_cut());
+        // Admins without a name are not listable: under the cap nothing is cut.
         let mut l = AdminList::new(5);
-        l.add(Some("a@x"));
+        for upn in [Some("a@x"), None, Some("")] {
+            l.add(upn);
+        }
+        assert_eq!(l.listed.len(), 1);
         assert!(!l.is_cut());
         let mut l = AdminList::new(0);
         l.add(Some("a@x"));
