@@ -843,8 +843,11 @@ fn check_enum_list(
     if values.is_empty() {
         bad(key, "must not be empty");
     }
-    for v in values {
-        if !allowed.contains(&v.as_str()) {
+    for (i, v) in values.iter().enumerate() {
+        // A repeat would query the same pair twice and count its records twice.
+        if values[..i].contains(v) {
+            bad(key, &format!("`{v}` is listed twice"));
+        } else if !allowed.contains(&v.as_str()) {
             bad(
                 key,
                 &format!(

@@ -541,6 +541,18 @@ fn every_report_of_the_family_is_accepted_with_its_settings() {
     assert_eq!(t.summary_user_roles, ["privilegedAdmin"]);
     assert!(t.admins_without_mfa);
     assert_eq!(t.max_listed_admins, 3);
+    // A repeated value would query one pair twice and count its records twice.
+    for (key, list) in [
+        ("summary_user_types", "[\"member\", \"guest\", \"member\"]"),
+        ("summary_user_roles", "[\"all\", \"all\"]"),
+    ] {
+        let e = err(&format!("{MINIMAL}{key} = {list}\n"));
+        assert!(
+            e.contains(&format!("tenant \"contoso\" (tenants[0]): {key}: `"))
+                && e.contains("` is listed twice"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
