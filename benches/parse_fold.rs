@@ -133,3 +133,24 @@ fn credential_user_registration_details_fold(b: divan::Bencher) {
 fn main() {
     divan::main();
 }
+
+/// Diagnostic: rows deserialized but not folded.
+#[divan::bench]
+fn user_registration_details_rows_only(b: divan::Bencher) {
+    struct Drop0(u64);
+    impl entra_mfa_exporter::reports::page::Fold for Drop0 {
+        type Row<'de> = user_registration_details::Row<'de>;
+        fn add(&mut self, row: Self::Row<'_>) {
+            self.0 += u64::from(row.is_admin == Some(true));
+            divan::black_box(row);
+        }
+    }
+    let p = current();
+    b.counter(counters(p).0).counter(counters(p).1).bench(|| {
+        let mut fold = Drop0(0);
+        for body in &p.bodies {
+            fold_page(divan::black_box(body), &mut fold).expect("page");
+        }
+        divan::black_box(fold.0);
+    });
+}
