@@ -9,6 +9,7 @@
 //! previous body instead of waiting: no request thread blocks behind an encoding.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -69,11 +70,21 @@ fn compress(data: &[u8]) -> Bytes {
     Bytes::from(gz.finish().expect("gzip into memory"))
 }
 
+/// The forms other than plain OpenMetrics (always made), each with its bit in
+/// [`ScrapeCache::wanted`].
+const FORMS: [(u8, Format, bool); 3] = [
+    (1, Format::OpenMetrics, true),
+    (2, Format::Classic, false),
+    (4, Format::Classic, true),
+];
+
 /// The cached exposition.
 #[derive(Default)]
 pub struct ScrapeCache {
     current: RwLock<Option<Arc<Encoded>>>,
     encoding: Mutex<()>,
+    /// The forms scrapers have asked for (bits of [`FORMS`]), made eagerly at each encoding.
+    wanted: AtomicU8,
 }
 
 impl std::fmt::Debug for ScrapeCache {
@@ -98,6 +109,7 @@ impl ScrapeCache {
         if let Some(e) = &cached
             && fresh(e)
         {
+            self.mark_wanted(format, gzip);
             return e.body(format, gzip);
         }
         let _turn = match (self.encoding.try_lock(), &cached) {
@@ -116,16 +128,34 @@ impl ScrapeCache {
         {
             return e.body(format, gzip);
         }
-        let encoded = Arc::new(Encoded {
+        let encoded = Encoded {
             generation,
             at: Instant::now(),
             openmetrics: Bytes::from(exposition::encode(registry, Format::OpenMetrics)),
             openmetrics_gzip: OnceLock::new(),
             classic: OnceLock::new(),
             classic_gzip: OnceLock::new(),
-        });
+        };
+        // Make every form scrapers have asked for before publishing: otherwise the first
+        // scrape of a form after each encoding builds it inside OnceLock::get_or_init, and
+        // every concurrent scrape of that form blocks its thread behind it (the p99 of
+        // bench-metrics, BENCHMARKS.md).
+        self.mark_wanted(format, gzip);
+        let wanted = self.wanted.load(Ordering::Relaxed);
+        for (bit, format, gzip) in FORMS {
+            if wanted & bit != 0 {
+                encoded.body(format, gzip);
+            }
+        }
+        let encoded = Arc::new(encoded);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(encoded.clone());
         encoded.body(format, gzip)
+    }
+
+    fn mark_wanted(&self, format: Format, gzip: bool) {
+        if let Some((bit, ..)) = FORMS.iter().find(|f| (f.1, f.2) == (format, gzip)) {
+            self.wanted.fetch_or(*bit, Ordering::Relaxed);
+        }
     }
 }
 
@@ -182,6 +212,28 @@ mod tests {
             .read_to_string(&mut plain)
             .unwrap();
         assert_eq!(plain.as_bytes(), &classic[..]);
+    }
+
+    #[test]
+    fn forms_asked_for_are_made_before_publishing() {
+        let registry = Registry::default();
+        let cache = ScrapeCache::default();
+        let built = |cache: &ScrapeCache| {
+            let current = cache.current.read().unwrap();
+            let e = current.as_ref().unwrap();
+            (
+                e.openmetrics_gzip.get().is_some(),
+                e.classic.get().is_some(),
+            )
+        };
+        cache.get(&registry, 1, Format::OpenMetrics, false);
+        assert_eq!(built(&cache), (false, false), "nothing asked for yet");
+        cache.get(&registry, 1, Format::OpenMetrics, true);
+        // A new generation re-encodes on a plain scrape: the gzip form, asked for
+        // before, is already there when the new body is published.
+        std::thread::sleep(MIN_AGE);
+        cache.get(&registry, 2, Format::OpenMetrics, false);
+        assert_eq!(built(&cache), (true, false));
     }
 
     #[test]
