@@ -49,7 +49,7 @@ pub async fn walk<F: Fold>(
                 // then the fold runs while Graph prepares the page.
                 let (fetched, folded) =
                     tokio::join!(client.get(&next, endpoint, permission), async {
-                        fold_page(&body, fold)
+                        off_the_worker(|| fold_page(&body, fold))
                     });
                 (folded, Some((next, fetched)))
             }
@@ -77,6 +77,21 @@ pub async fn walk<F: Fold>(
             Some((url, result)) if url == next => result?,
             _ => client.get(&next, endpoint, permission).await?,
         };
+    }
+}
+
+/// Runs the CPU-bound `f` (a page's fold) without holding up the tasks queued on this
+/// worker. Sending the fetched-ahead request wakes the HTTP connection's task, which
+/// tokio puts in this worker's LIFO slot, where no other worker may take it: folding in
+/// place can delay the request until the fold is done and undo the fetch-ahead.
+/// `block_in_place` hands the worker's queue to another thread first. It needs the
+/// multi-threaded runtime, which the binary runs; elsewhere (single-threaded test
+/// runtimes) the fold runs in place.
+fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
