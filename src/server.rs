@@ -372,6 +372,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         this.watch(cx, r)
     }
 
+    // Forwarded so hyper sees vectored writes and queues a response body as the shared
+    // bytes it is; without them hyper copies every body into a per-connection buffer
+    // (bench-metrics: 156 MiB peak for 32 scrapes of a 3.7 MB body, 42 MiB with this).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_flush(cx);
@@ -547,6 +564,28 @@ mod tests {
         }
         let err = server.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn the_idle_timeout_keeps_vectored_writes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let ((server, _), mut client) =
+            tokio::join!(async { listener.accept().await.unwrap() }, async {
+                client.await.unwrap()
+            });
+        assert!(server.is_write_vectored(), "a TCP stream writes vectored");
+        let mut server = IdleTimeout::new(server, Duration::from_secs(60));
+        assert!(
+            server.is_write_vectored(),
+            "hyper would copy every body into its own buffer"
+        );
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")];
+        let n = server.write_vectored(&bufs).await.unwrap();
+        let mut got = vec![0u8; n];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, &b"abcd"[..n]);
     }
 
     #[test]
