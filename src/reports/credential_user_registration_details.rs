@@ -3,12 +3,10 @@
 //! no user type, admin flag or preferred method, so its users land in the
 //! `user_type="unknown", role="unknown"` group with four features.
 
-use std::fmt;
-
 use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::MapAccess;
 
-use super::page::{Fold, StrList, next_key};
+use super::page::{ByteKeyedRow, Fold, StrList, deserialize_row};
 use crate::aggregate::{RegistrationCounts, Source, UserFacts};
 
 /// The fields of one row the aggregation uses, deserialized by hand like
@@ -29,34 +27,23 @@ pub struct Row<'a> {
 
 impl<'de> Deserialize<'de> for Row<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RowVisitor)
+        deserialize_row(d)
     }
 }
 
-struct RowVisitor;
+impl<'de> ByteKeyedRow<'de> for Row<'de> {
+    const EXPECTING: &'static str = "a credentialUserRegistrationDetails object";
 
-impl<'de> Visitor<'de> for RowVisitor {
-    type Value = Row<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a credentialUserRegistrationDetails object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
-        let mut row = Row::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.as_ref() {
-                b"authMethods" => row.auth_methods.read(&mut map)?,
-                b"isRegistered" => row.is_registered = map.next_value()?,
-                b"isEnabled" => row.is_enabled = map.next_value()?,
-                b"isCapable" => row.is_capable = map.next_value()?,
-                b"isMfaRegistered" => row.is_mfa_registered = map.next_value()?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+    fn read_field<A: MapAccess<'de>>(&mut self, key: &[u8], map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            b"authMethods" => self.auth_methods.read(map)?,
+            b"isRegistered" => self.is_registered = map.next_value()?,
+            b"isEnabled" => self.is_enabled = map.next_value()?,
+            b"isCapable" => self.is_capable = map.next_value()?,
+            b"isMfaRegistered" => self.is_mfa_registered = map.next_value()?,
+            _ => return Ok(false),
         }
-        Ok(row)
+        Ok(true)
     }
 }
 

@@ -204,6 +204,47 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// A row read field by field from a JSON object whose keys are matched as raw bytes
+/// (see [`next_key`]); keys the row does not use are skipped unparsed. The row types of
+/// the registration reports implement it and deserialize with [`deserialize_row`].
+pub trait ByteKeyedRow<'de>: Default {
+    /// What one row is, for error messages ("a userRegistrationDetails object").
+    const EXPECTING: &'static str;
+
+    /// Reads the value of `key` into `self`; `Ok(false)` for a key the row does not use,
+    /// whose value is then skipped.
+    fn read_field<A: MapAccess<'de>>(&mut self, key: &[u8], map: &mut A) -> Result<bool, A::Error>;
+}
+
+/// Deserializes a [`ByteKeyedRow`] (its `Deserialize` impl calls this).
+pub fn deserialize_row<'de, D, R>(d: D) -> Result<R, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    R: ByteKeyedRow<'de>,
+{
+    d.deserialize_map(RowVisitor(std::marker::PhantomData))
+}
+
+struct RowVisitor<R>(std::marker::PhantomData<R>);
+
+impl<'de, R: ByteKeyedRow<'de>> Visitor<'de> for RowVisitor<R> {
+    type Value = R;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(R::EXPECTING)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<R, A::Error> {
+        let mut row = R::default();
+        while let Some(key) = next_key(&mut map)? {
+            if !row.read_field(&key, &mut map)? {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(row)
+    }
+}
+
 /// A JSON string, borrowed from the page when it has no escapes. (serde's own
 /// `Cow<str>` always allocates unless a derive marks the field `borrow`.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

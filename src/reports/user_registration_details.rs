@@ -2,12 +2,11 @@
 //! (graph-api.md §2), one row per enabled user, folded into [`RegistrationCounts`].
 
 use std::borrow::Cow;
-use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::MapAccess;
 
-use super::page::{CowStr, Fold, RawStr, StrList, next_key};
+use super::page::{ByteKeyedRow, CowStr, Fold, RawStr, StrList, deserialize_row};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 
 /// The fields of one row the aggregation uses; everything else is skipped unparsed.
@@ -48,45 +47,34 @@ pub struct Row<'a> {
 
 impl<'de> Deserialize<'de> for Row<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RowVisitor)
+        deserialize_row(d)
     }
 }
 
-struct RowVisitor;
+impl<'de> ByteKeyedRow<'de> for Row<'de> {
+    const EXPECTING: &'static str = "a userRegistrationDetails object";
 
-impl<'de> Visitor<'de> for RowVisitor {
-    type Value = Row<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a userRegistrationDetails object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
-        let mut row = Row::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.as_ref() {
-                b"userPrincipalName" => row.user_principal_name = map.next_value()?,
-                b"userType" => row.user_type = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
-                b"isAdmin" => row.is_admin = map.next_value()?,
-                b"isMfaRegistered" => row.mfa_registered = map.next_value()?,
-                b"isMfaCapable" => row.mfa_capable = map.next_value()?,
-                b"isSsprRegistered" => row.sspr_registered = map.next_value()?,
-                b"isSsprEnabled" => row.sspr_enabled = map.next_value()?,
-                b"isSsprCapable" => row.sspr_capable = map.next_value()?,
-                b"isPasswordlessCapable" => row.passwordless_capable = map.next_value()?,
-                b"isSystemPreferredAuthenticationMethodEnabled" => {
-                    row.system_preferred_enabled = map.next_value()?
-                }
-                b"methodsRegistered" => row.methods_registered.read(&mut map)?,
-                b"userPreferredMethodForSecondaryAuthentication" => {
-                    row.preferred_method = map.next_value::<Option<CowStr>>()?.map(|s| s.0)
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    fn read_field<A: MapAccess<'de>>(&mut self, key: &[u8], map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            b"userPrincipalName" => self.user_principal_name = map.next_value()?,
+            b"userType" => self.user_type = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
+            b"isAdmin" => self.is_admin = map.next_value()?,
+            b"isMfaRegistered" => self.mfa_registered = map.next_value()?,
+            b"isMfaCapable" => self.mfa_capable = map.next_value()?,
+            b"isSsprRegistered" => self.sspr_registered = map.next_value()?,
+            b"isSsprEnabled" => self.sspr_enabled = map.next_value()?,
+            b"isSsprCapable" => self.sspr_capable = map.next_value()?,
+            b"isPasswordlessCapable" => self.passwordless_capable = map.next_value()?,
+            b"isSystemPreferredAuthenticationMethodEnabled" => {
+                self.system_preferred_enabled = map.next_value()?
             }
+            b"methodsRegistered" => self.methods_registered.read(map)?,
+            b"userPreferredMethodForSecondaryAuthentication" => {
+                self.preferred_method = map.next_value::<Option<CowStr>>()?.map(|s| s.0)
+            }
+            _ => return Ok(false),
         }
-        Ok(row)
+        Ok(true)
     }
 }
 
