@@ -6,7 +6,6 @@
 //! default for every tenant (design.md, "Config file").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,60 +48,7 @@ pub const MAX_PAGE_SIZE: u32 = 999;
 /// Graph's reports budget: 5 requests per 10 s per app per tenant (graph-api.md §7.7).
 pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
 
-/// A national cloud (graph-api.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Cloud {
-    /// Global service (includes GCC moderate).
-    #[default]
-    Global,
-    /// US Gov L4 (GCC High).
-    Usgov,
-    /// US Gov L5 (DoD).
-    UsgovDod,
-    /// China, operated by 21Vianet.
-    China,
-}
-
-impl Cloud {
-    /// The Graph root.
-    pub fn graph_url(self) -> &'static str {
-        match self {
-            Self::Global => "https://graph.microsoft.com",
-            Self::Usgov => "https://graph.microsoft.us",
-            Self::UsgovDod => "https://dod-graph.microsoft.us",
-            Self::China => "https://microsoftgraph.chinacloudapi.cn",
-        }
-    }
-
-    /// The token authority host.
-    pub fn login_url(self) -> &'static str {
-        match self {
-            Self::Global => "https://login.microsoftonline.com",
-            Self::Usgov | Self::UsgovDod => "https://login.microsoftonline.us",
-            Self::China => "https://login.chinacloudapi.cn",
-        }
-    }
-
-    /// The client-credentials scope: the Graph root of the same cloud plus `/.default`.
-    pub fn scope(self) -> String {
-        format!("{}/.default", self.graph_url())
-    }
-
-    /// Whether Microsoft offers `report` in this cloud. The legacy `credential*` and
-    /// `userCredentialUsageDetails` APIs are Global only (graph-api.md §1.1); the rest
-    /// are available in all four clouds.
-    pub fn offers(self, report: ReportKind) -> bool {
-        self == Self::Global
-            || !matches!(
-                report,
-                ReportKind::CredentialUserRegistrationDetails
-                    | ReportKind::CredentialUserRegistrationCount
-                    | ReportKind::CredentialUsageSummary
-                    | ReportKind::UserCredentialUsageDetails
-            )
-    }
-}
+pub use crate::cloud::Cloud;
 
 /// How a tenant's app authenticates (README "Authentication").
 #[derive(Debug, Clone, Serialize)]
@@ -663,7 +609,7 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                         ReportKind::ALL.map(ReportKind::name).join(", ")
                     ),
                 ),
-                Some(kind) if !cloud.offers(kind) => bad(
+                Some(kind) if !kind.offered_in(cloud) => bad(
                     "reports",
                     &format!(
                         "report `{r}` is not offered by Microsoft in the `{cloud}` cloud \
@@ -966,17 +912,6 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 
 fn ser_report<S: serde::Serializer>(r: &ReportKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.name())
-}
-
-impl fmt::Display for Cloud {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Global => "global",
-            Self::Usgov => "usgov",
-            Self::UsgovDod => "usgov_dod",
-            Self::China => "china",
-        })
-    }
 }
 
 #[cfg(test)]

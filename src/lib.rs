@@ -6,6 +6,8 @@
 
 pub mod aggregate;
 pub mod app;
+pub mod atomic_file;
+pub mod cloud;
 pub mod config;
 pub mod exposition;
 pub mod graph;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use entra_mfa_exporter::app::{Exporter, write_atomically};
+use entra_mfa_exporter::app::Exporter;
+use entra_mfa_exporter::atomic_file::write_atomically;
 use entra_mfa_exporter::config::{Config, Sources};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::logging::{self, LogFormat};

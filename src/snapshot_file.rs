@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::write_atomically;
+use crate::atomic_file::write_atomically;
 use crate::config::{Config, TenantConfig};
 use crate::reports::ReportKind;
 use crate::snapshot::{Key, ReportData, Snapshot, Store};

@@ -397,10 +397,10 @@ fn sovereign_clouds_refuse_global_only_reports() {
         assert!(Config::from_toml(&ok).is_ok());
     }
     for kind in ReportKind::ALL {
-        assert!(Cloud::Global.offers(kind));
+        assert!(kind.offered_in(Cloud::Global));
     }
-    assert!(!Cloud::China.offers(ReportKind::CredentialUserRegistrationDetails));
-    assert!(Cloud::China.offers(ReportKind::UserEventsSummary));
+    assert!(!ReportKind::CredentialUserRegistrationDetails.offered_in(Cloud::China));
+    assert!(ReportKind::UserEventsSummary.offered_in(Cloud::China));
 }
 
 #[test]

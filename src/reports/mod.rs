@@ -15,6 +15,8 @@ pub mod users_registered_by_method;
 
 use std::fmt;
 
+use crate::cloud::Cloud;
+
 /// A report, by its config name (design.md, "Reports").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ReportKind {
@@ -113,6 +115,20 @@ impl ReportKind {
     /// The `endpoint` label of `entra_exporter_graph_requests_total`: Graph's own name.
     pub fn endpoint(self) -> &'static str {
         self.path().rsplit('/').next().unwrap_or("")
+    }
+
+    /// Whether Microsoft offers the report in `cloud`. The legacy `credential*` and
+    /// `userCredentialUsageDetails` APIs are Global only (graph-api.md §1.1); the rest
+    /// are available in all four clouds.
+    pub fn offered_in(self, cloud: Cloud) -> bool {
+        cloud == Cloud::Global
+            || !matches!(
+                self,
+                Self::CredentialUserRegistrationDetails
+                    | Self::CredentialUserRegistrationCount
+                    | Self::CredentialUsageSummary
+                    | Self::UserCredentialUsageDetails
+            )
     }
 
     /// The application permission Graph requires for the report (graph-api.md §6.1).
