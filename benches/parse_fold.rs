@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use divan::counter::{BytesCount, ItemsCount};
-use entra_mfa_exporter::reports::page::fold_page;
+use entra_mfa_exporter::odata::fold_page;
 use entra_mfa_exporter::reports::{
     credential_user_registration_details, user_registration_details,
 };
@@ -138,7 +138,7 @@ fn main() {
 #[divan::bench]
 fn user_registration_details_rows_only(b: divan::Bencher) {
     struct Drop0(u64);
-    impl entra_mfa_exporter::reports::page::Fold for Drop0 {
+    impl entra_mfa_exporter::odata::Fold for Drop0 {
         type Row<'de> = user_registration_details::Row<'de>;
         fn add(&mut self, row: Self::Row<'_>) {
             self.0 += u64::from(row.is_admin == Some(true));

@@ -1,6 +1,7 @@
 //! Wiring shared by `main` and the integration tests: tenants with their clients, the
 //! store, the registry, and the one-shot collection behind `--once`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -11,10 +12,11 @@ use crate::exposition::{self, Format};
 use crate::graph::ratelimit::RateLimiters;
 use crate::graph::{GraphClient, RetryPolicy, http_client};
 use crate::metrics::ExporterMetrics;
-use crate::poller::{Tenant, refresh};
+use crate::poller::{Publisher, Tenant, refresh};
 use crate::reports::ReportKind;
 use crate::shard::Shard;
 use crate::snapshot::{Store, StoreCollector};
+use crate::snapshot_file::{self, SnapshotFile};
 
 /// Everything a running exporter holds.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Exporter {
     /// Which shard of the tenants this replica collects (the config passed to
     /// [`Exporter::new`] already holds only its tenants).
     pub shard: Shard,
+    /// `--storage.snapshot-file`, once [`Exporter::persist_to`] set it.
+    pub snapshot_file: Option<Arc<SnapshotFile>>,
 }
 
 impl Exporter {
@@ -63,6 +67,22 @@ impl Exporter {
             store,
             metrics,
             shard: Shard::default(),
+            snapshot_file: None,
+        }
+    }
+
+    /// Persists every published snapshot to `path` from now on, first restoring the
+    /// snapshots it holds for `config` when `restore` is set.
+    pub fn persist_to(&mut self, path: &Path, config: &Config, restore: bool) {
+        self.snapshot_file = Some(snapshot_file::open(path, config, &self.store, restore));
+    }
+
+    /// Where the pollers send their outcomes.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            snapshot_file: self.snapshot_file.clone(),
         }
     }
 
@@ -88,14 +108,9 @@ impl Exporter {
         let mut set = JoinSet::new();
         for tenant in &self.tenants {
             for report in &tenant.config.reports {
-                let (tenant, store, metrics, kind) = (
-                    tenant.clone(),
-                    self.store.clone(),
-                    self.metrics.clone(),
-                    report.kind,
-                );
+                let (tenant, publisher, kind) = (tenant.clone(), self.publisher(), report.kind);
                 set.spawn(async move {
-                    refresh(&tenant, kind, &store, &metrics)
+                    refresh(&tenant, kind, &publisher)
                         .await
                         .err()
                         .map(|e| (tenant.config.name.clone(), kind, e.to_string()))

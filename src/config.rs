@@ -595,7 +595,7 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             .reports
             .clone()
             .or_else(|| raw.reports.clone())
-            .unwrap_or_else(|| vec![ReportKind::UserRegistrationDetails.name().into()]);
+            .unwrap_or_else(|| vec![ReportKind::named("user_registration_details").name().into()]);
         let mut reports: Vec<ReportConfig> = Vec::new();
         if report_names.is_empty() {
             bad("reports", "is empty: enable at least one report");
@@ -606,7 +606,10 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                     "reports",
                     &format!(
                         "unknown report `{r}` (known: {})",
-                        ReportKind::ALL.map(ReportKind::name).join(", ")
+                        ReportKind::all()
+                            .map(|r| r.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ),
                 Some(kind) if !kind.offered_in(cloud) => bad(
@@ -690,7 +693,7 @@ fn resolve(raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         if admins_without_mfa
             && !reports
                 .iter()
-                .any(|r| r.kind == ReportKind::UserRegistrationDetails)
+                .any(|r| r.kind == ReportKind::named("user_registration_details"))
         {
             bad(
                 "admins_without_mfa",
@@ -912,6 +915,20 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 
 fn ser_report<S: serde::Serializer>(r: &ReportKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.name())
+}
+
+impl TenantConfig {
+    /// The settings that shape what the reports fetch and store.
+    pub fn report_settings(&self) -> crate::reports::Settings {
+        crate::reports::Settings {
+            page_size: self.page_size,
+            usage_period: self.usage_period.clone(),
+            summary_user_types: self.summary_user_types.clone(),
+            summary_user_roles: self.summary_user_roles.clone(),
+            admins_without_mfa: self.admins_without_mfa,
+            max_listed_admins: self.max_listed_admins,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use entra_mfa_exporter::server::{ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{self, Faults, RateLimit, SimConfig, SimServer, SimTenant};
 use entra_mfa_exporter::web_config::WebConfigHandle;
-use entra_mfa_exporter::{poller, reports::ReportKind, snapshot_file};
+use entra_mfa_exporter::{poller, reports::ReportKind};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
 const DEMO_USERS: u64 = 2_500;
@@ -274,7 +274,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(path) = &cli.snapshot_file {
         // Only this shard's tenants are in `config`, so only theirs are restored.
         // --once prints what it collected, never a restored snapshot; it still persists.
-        snapshot_file::attach(path, &config, &exporter.store, !cli.once);
+        exporter.persist_to(path, &config, !cli.once);
     }
     if cli.once {
         return once(&exporter, cli.output.as_deref()).await;
@@ -285,12 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut pollers = poller::spawn_all(
-        &exporter.tenants,
-        exporter.store.clone(),
-        exporter.metrics.clone(),
-        stop_rx,
-    );
+    let mut pollers = poller::spawn_all(&exporter.tenants, exporter.publisher(), stop_rx);
     let state = std::sync::Arc::new(ServerState {
         registry: exporter.registry(),
         store: exporter.store.clone(),
@@ -367,10 +362,9 @@ async fn start_demo() -> anyhow::Result<SimServer> {
 
 fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
     let url = sim.base_url();
-    let reports: Vec<String> = ReportKind::ALL
-        .iter()
+    let reports: Vec<String> = ReportKind::all()
         // Every report but the legacy registration source, which feeds the same families.
-        .filter(|r| **r != ReportKind::CredentialUserRegistrationDetails)
+        .filter(|r| r.name() != "credential_user_registration_details")
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let text = format!(

@@ -57,6 +57,15 @@ pub struct RefreshLabels {
     pub result: String,
 }
 
+/// Labels `{tenant, report}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReportLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// Report config name.
+    pub report: String,
+}
+
 /// Why a request was retried (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryReason {
@@ -107,6 +116,8 @@ pub struct ExporterMetrics {
     pub token_requests: Family<ResultLabels, Counter>,
     /// `entra_exporter_report_refreshes_total`
     pub refreshes: Family<RefreshLabels, Counter>,
+    /// `entra_exporter_poller_restarts_total`
+    pub poller_restarts: Family<ReportLabels, Counter>,
 }
 
 fn request_histogram() -> Histogram {
@@ -129,6 +140,7 @@ impl ExporterMetrics {
             graph_request_duration: Family::new_with_constructor(request_histogram),
             token_requests: Family::default(),
             refreshes: Family::default(),
+            poller_restarts: Family::default(),
         }
     }
 
@@ -170,11 +182,16 @@ impl ExporterMetrics {
             "Report refreshes, by result.",
             self.refreshes.clone(),
         );
+        registry.register(
+            "entra_exporter_poller_restarts",
+            "Times the background task of the report panicked and was restarted (a bug: please report it).",
+            self.poller_restarts.clone(),
+        );
     }
 
     /// Creates the counters of `tenant` whose label values are known in advance at zero:
-    /// retries by every reason, token requests and refreshes of each of `reports` by
-    /// `success` and `error`. A counter that first appears at 1 hides that event from
+    /// retries by every reason, token requests, refreshes of each of `reports` by
+    /// `success` and `error`, and poller restarts. A counter that first appears at 1 hides that event from
     /// `rate()` and `increase()` (so from the throttling alert), and a missing series
     /// leaves dashboard panels empty instead of showing 0.
     pub fn init_tenant<'a>(&self, tenant: &str, reports: impl IntoIterator<Item = &'a str>) {
@@ -192,6 +209,10 @@ impl ExporterMetrics {
             });
         }
         for report in reports {
+            let _ = self.poller_restarts.get_or_create(&ReportLabels {
+                tenant: tenant.to_owned(),
+                report: report.to_owned(),
+            });
             for result in results {
                 let _ = self.refreshes.get_or_create(&RefreshLabels {
                     tenant: tenant.to_owned(),
@@ -245,5 +266,8 @@ mod tests {
                 "entra_exporter_report_refreshes_total{{tenant=\"t\",report=\"user_registration_details\",result=\"{result}\"}} 0\n"
             )));
         }
+        assert!(text.contains(
+            "entra_exporter_poller_restarts_total{tenant=\"t\",report=\"user_registration_details\"} 0\n"
+        ));
     }
 }

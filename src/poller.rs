@@ -3,19 +3,26 @@
 //! no other. With many tenants the refreshes are spread evenly instead of firing
 //! together: the first refreshes over the first tenth of the interval (at most 30 s, so
 //! `/-/ready` comes soon), every later one at its own phase of the whole interval.
+//!
+//! A refresh's outcome goes to a [`Publisher`]: the store (what `/metrics` serves), the
+//! self-metrics, and the snapshot file when one is configured. A poller that panics (a
+//! bug) is restarted after a backoff, logged and counted in
+//! `entra_exporter_poller_restarts_total`, never silently gone.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::collect::collect;
 use crate::config::TenantConfig;
 use crate::graph::{GraphClient, GraphError};
-use crate::metrics::{ExporterMetrics, RefreshLabels};
+use crate::metrics::{ExporterMetrics, RefreshLabels, ReportLabels};
 use crate::reports::ReportKind;
-use crate::reports::collect::collect;
-use crate::snapshot::Store;
+use crate::snapshot::{Snapshot, Store};
+use crate::snapshot_file::SnapshotFile;
 
 /// Longest start delay: enough to spread a restart's requests, short enough that
 /// `/-/ready` comes soon.
@@ -62,12 +69,58 @@ pub fn refresh_deadline(tenant: &TenantConfig, report: ReportKind) -> Duration {
 /// See [`refresh_deadline`].
 const MIN_REFRESH_DEADLINE: Duration = Duration::from_secs(3600);
 
+/// Where the outcome of every refresh goes.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    /// Snapshots and attempts, read by the server.
+    pub store: Arc<Store>,
+    /// Self-metrics.
+    pub metrics: ExporterMetrics,
+    /// `--storage.snapshot-file`: saved after every published snapshot.
+    pub snapshot_file: Option<Arc<SnapshotFile>>,
+}
+
+impl Publisher {
+    fn count(&self, tenant: &str, report: ReportKind, result: &str) {
+        self.metrics
+            .refreshes
+            .get_or_create(&RefreshLabels {
+                tenant: tenant.to_owned(),
+                report: report.name().to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Publishes a successful refresh and persists the store.
+    async fn success(&self, tenant: &str, report: ReportKind, snapshot: Snapshot, took: Duration) {
+        self.count(tenant, report, "success");
+        self.store.publish(tenant, report, snapshot, took);
+        if let Some(file) = &self.snapshot_file {
+            file.save(&self.store).await;
+        }
+    }
+
+    /// Records a failed refresh; the last good snapshot stays.
+    fn failure(&self, tenant: &str, report: ReportKind, error: String, took: Duration) {
+        self.count(tenant, report, "error");
+        self.store.record_failure(tenant, report, error, took);
+    }
+
+    /// Whether a snapshot of `report` is being served (a failure keeps it).
+    fn has_snapshot(&self, tenant: &str, report: ReportKind) -> bool {
+        self.store
+            .snapshots()
+            .iter()
+            .any(|((t, r), _)| t == tenant && *r == report)
+    }
+}
+
 /// Runs one refresh of `report` for `tenant` and publishes or records its outcome.
 pub async fn refresh(
     tenant: &Tenant,
     report: ReportKind,
-    store: &Store,
-    metrics: &ExporterMetrics,
+    publisher: &Publisher,
 ) -> Result<(), GraphError> {
     let name = tenant.config.name.as_str();
     let started = Instant::now();
@@ -76,43 +129,156 @@ pub async fn refresh(
         .await
         .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
     let elapsed = started.elapsed();
-    let outcome = if result.is_ok() { "success" } else { "error" };
-    metrics
-        .refreshes
-        .get_or_create(&RefreshLabels {
-            tenant: name.to_owned(),
-            report: report.name().to_owned(),
-            result: outcome.to_owned(),
-        })
-        .inc();
     match result {
         Ok(snapshot) => {
             tracing::info!(
                 tenant = name, report = %report, records = snapshot.records,
                 duration_ms = elapsed.as_millis() as u64, "report refreshed"
             );
-            store.publish(name, report, snapshot, elapsed);
-            store.persist().await;
+            publisher.success(name, report, snapshot, elapsed).await;
             Ok(())
         }
         Err(e) => {
+            let kept = if publisher.has_snapshot(name, report) {
+                "report refresh failed; keeping the last good snapshot"
+            } else {
+                "report refresh failed; no snapshot to serve yet"
+            };
             tracing::error!(
                 tenant = name, report = %report, reason = e.metric_label(),
-                duration_ms = elapsed.as_millis() as u64, error = %e,
-                "report refresh failed; keeping the last good snapshot"
+                duration_ms = elapsed.as_millis() as u64, error = %e, "{kept}"
             );
-            store.record_failure(name, report, e.to_string(), elapsed);
+            publisher.failure(name, report, e.to_string(), elapsed);
             Err(e)
         }
     }
 }
 
-/// Spawns a poller per (tenant, report) into a [`JoinSet`]; they stop when `shutdown`
-/// becomes true.
+/// First wait before restarting a poller that panicked; doubled per restart in a row.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait before a restart.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A poller that ran this long before panicking starts the backoff over.
+const RESTART_BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// Aborts the task when dropped, so aborting a supervisor stops what it supervises.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the task `start(restarts)` makes until it returns; a panic is logged, recorded
+/// as a failed refresh, counted, and the task restarted after a backoff (1 s doubling
+/// to 5 min). Returns when the task returns or `shutdown` becomes true.
+pub async fn supervise<F, Fut>(
+    tenant: String,
+    report: ReportKind,
+    publisher: Publisher,
+    mut shutdown: watch::Receiver<bool>,
+    mut start: F,
+) where
+    F: FnMut(u64) -> Fut + Send,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = RESTART_BACKOFF_MIN;
+    for restarts in 0.. {
+        let began = Instant::now();
+        let mut task = AbortOnDrop(tokio::spawn(start(restarts)));
+        let panic = match (&mut task.0).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => e.into_panic(),
+            Err(_) => return,
+        };
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        if began.elapsed() >= RESTART_BACKOFF_RESET {
+            backoff = RESTART_BACKOFF_MIN;
+        }
+        publisher
+            .metrics
+            .poller_restarts
+            .get_or_create(&ReportLabels {
+                tenant: tenant.clone(),
+                report: report.name().to_owned(),
+            })
+            .inc();
+        publisher.failure(
+            &tenant,
+            report,
+            format!("the poller panicked: {why}"),
+            began.elapsed(),
+        );
+        tracing::error!(
+            tenant, report = %report, panic = why, restart_in_s = backoff.as_secs_f64(),
+            "the report's poller panicked (a bug); restarting it"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+    }
+}
+
+/// One poller's schedule (see the module header).
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// When all pollers started.
+    start: tokio::time::Instant,
+    /// This poller's place among all of them, 0 ≤ slot < 1.
+    slot: f64,
+    interval: Duration,
+}
+
+/// Refreshes `kind` on `schedule` until `shutdown`; the first refresh after `first`
+/// (from the schedule's start).
+async fn poll(
+    tenant: Arc<Tenant>,
+    kind: ReportKind,
+    schedule: Schedule,
+    first: Duration,
+    publisher: Publisher,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Schedule {
+        start,
+        slot,
+        interval,
+    } = schedule;
+    let mut next = start + first;
+    let mut refreshed = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        next = if refreshed {
+            next + interval
+        } else {
+            start + second_refresh(first, slot, interval)
+        };
+        refreshed = true;
+        tokio::select! {
+            _ = refresh(&tenant, kind, &publisher) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        // A refresh longer than the interval starts the next one at once, without a
+        // burst of catch-up refreshes.
+        next = next.max(tokio::time::Instant::now());
+    }
+}
+
+/// Spawns a supervised poller per (tenant, report) into a [`JoinSet`]; they stop when
+/// `shutdown` becomes true.
 pub fn spawn_all(
     tenants: &[Arc<Tenant>],
-    store: Arc<Store>,
-    metrics: ExporterMetrics,
+    publisher: Publisher,
     shutdown: watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -125,39 +291,36 @@ pub fn spawn_all(
     let mut index = 0;
     for tenant in tenants {
         for report in &tenant.config.reports {
-            let (tenant, store, metrics, mut shutdown) = (
-                tenant.clone(),
-                store.clone(),
-                metrics.clone(),
-                shutdown.clone(),
-            );
-            let (kind, interval) = (report.kind, report.refresh_interval);
-            let slot = index as f64 / total as f64;
+            let schedule = Schedule {
+                start,
+                slot: index as f64 / total as f64,
+                interval: report.refresh_interval,
+            };
             index += 1;
-            set.spawn(async move {
-                let first = first_delay(slot, interval);
-                let mut next = start + first;
-                let mut refreshed = false;
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(next) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                    }
-                    next = if refreshed {
-                        next + interval
+            let (kind, tenant) = (report.kind, tenant.clone());
+            let (publisher, stop) = (publisher.clone(), shutdown.clone());
+            set.spawn(supervise(
+                tenant.config.name.clone(),
+                kind,
+                publisher.clone(),
+                shutdown.clone(),
+                move |restarts| {
+                    // A restarted poller refreshes at once (the backoff was its wait).
+                    let first = if restarts == 0 {
+                        first_delay(schedule.slot, schedule.interval)
                     } else {
-                        start + second_refresh(first, slot, interval)
+                        start.elapsed()
                     };
-                    refreshed = true;
-                    tokio::select! {
-                        _ = refresh(&tenant, kind, &store, &metrics) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                    }
-                    // A refresh longer than the interval starts the next one at once,
-                    // without a burst of catch-up refreshes.
-                    next = next.max(tokio::time::Instant::now());
-                }
-            });
+                    poll(
+                        tenant.clone(),
+                        kind,
+                        schedule,
+                        first,
+                        publisher.clone(),
+                        stop.clone(),
+                    )
+                },
+            ));
         }
     }
     set
@@ -203,12 +366,94 @@ mod tests {
         .unwrap();
         let t = &config.tenants[0];
         assert_eq!(
-            refresh_deadline(t, ReportKind::UserRegistrationDetails),
+            refresh_deadline(t, ReportKind::named("user_registration_details")),
             Duration::from_secs(6 * 3600)
         );
         assert_eq!(
-            refresh_deadline(t, ReportKind::CredentialUsageSummary),
+            refresh_deadline(t, ReportKind::named("credential_usage_summary")),
             Duration::from_secs(3600)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_poller_is_restarted_counted_and_recorded() {
+        let kind = ReportKind::named("user_registration_details");
+        let publisher = Publisher {
+            store: Arc::new(Store::new([("t".to_owned(), kind)])),
+            metrics: ExporterMetrics::new(),
+            snapshot_file: None,
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = runs.clone();
+        let began = tokio::time::Instant::now();
+        supervise(
+            "t".into(),
+            kind,
+            publisher.clone(),
+            shutdown,
+            move |restarts| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if restarts < 3 {
+                        panic!("bug number {restarts}");
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // 1 s + 2 s + 4 s of backoff (paused time advances only through sleeps).
+        assert_eq!(began.elapsed(), Duration::from_secs(7));
+        let restarts = publisher
+            .metrics
+            .poller_restarts
+            .get_or_create(&ReportLabels {
+                tenant: "t".into(),
+                report: kind.name().into(),
+            })
+            .get();
+        assert_eq!(restarts, 3);
+        let (_, state) = &publisher.store.states()[0];
+        let attempt = state
+            .last_attempt
+            .as_ref()
+            .expect("the panic is a failed attempt");
+        assert!(!attempt.success);
+        assert_eq!(
+            attempt.error.as_deref(),
+            Some("the poller panicked: bug number 2")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn aborting_the_supervisor_stops_the_poller() {
+        let kind = ReportKind::named("user_registration_details");
+        let publisher = Publisher {
+            store: Arc::new(Store::default()),
+            metrics: ExporterMetrics::new(),
+            snapshot_file: None,
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let supervisor = tokio::spawn(supervise(
+            "t".into(),
+            kind,
+            publisher,
+            shutdown,
+            move |_| {
+                let tx = tx.clone();
+                async move {
+                    // Holds the sender until aborted.
+                    let _held = tx;
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
+        tokio::task::yield_now().await;
+        supervisor.abort();
+        let _ = supervisor.await;
+        // Every sender dropped: the supervised task is gone too.
+        assert!(rx.recv().await.is_none());
     }
 }

@@ -502,7 +502,7 @@ mod tests {
     fn state() -> ServerState {
         let store = Arc::new(Store::new([(
             "t<1>".to_owned(),
-            ReportKind::UserRegistrationDetails,
+            ReportKind::named("user_registration_details"),
         )]));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(crate::snapshot::StoreCollector(store.clone())));
@@ -536,7 +536,7 @@ mod tests {
         assert_eq!(r.headers()[CONTENT_TYPE], exposition::OPENMETRICS);
         s.store.record_failure(
             "t<1>",
-            ReportKind::UserRegistrationDetails,
+            ReportKind::named("user_registration_details"),
             "boom <b>".into(),
             Duration::ZERO,
         );
@@ -593,7 +593,7 @@ mod tests {
         let s = state();
         s.store.record_failure(
             "t<1>",
-            ReportKind::UserRegistrationDetails,
+            ReportKind::named("user_registration_details"),
             "boom <b>".into(),
             Duration::ZERO,
         );

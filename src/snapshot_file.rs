@@ -6,8 +6,12 @@
 //! The file is JSON. Each entry names its tenant, report and the tenant's identity
 //! (tenant id, Graph root and the report's shaping settings): an entry the running config does not have, under that
 //! identity, is from another config and is ignored with a warning, as is a corrupt or
-//! unreadable file. Report data is stored through [`ReportData`]'s serde derive, so a
-//! new report family persists without code here.
+//! unreadable file. Each report's module stores and restores its own data
+//! ([`crate::reports::ReportData::store`], [`crate::reports::Report::restore`]), so a
+//! new report persists without code here.
+//!
+//! Whoever publishes a snapshot hands the store to [`SnapshotFile::save`] (the poller);
+//! the store itself does no I/O.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomically;
 use crate::config::{Config, TenantConfig};
 use crate::reports::ReportKind;
-use crate::snapshot::{Key, ReportData, Snapshot, Store};
+use crate::snapshot::{Key, Snapshot, Store};
 
 /// Bumped when the layout changes incompatibly; other versions are ignored.
 const FORMAT: u32 = 1;
@@ -70,22 +74,11 @@ pub struct Restored {
 /// What makes a persisted snapshot this config's: the tenant and Graph root, and the
 /// settings that shape the report's data (its period, summary pairs, admin list).
 fn identity(t: &TenantConfig, kind: ReportKind) -> String {
-    let mut id = format!("{}|{}", t.tenant_id.to_ascii_lowercase(), t.graph_url);
-    match kind {
-        ReportKind::CredentialUsageSummary => id.push_str(&format!("|{}", t.usage_period)),
-        ReportKind::UsersRegisteredByFeature | ReportKind::UsersRegisteredByMethod => {
-            id.push_str(&format!(
-                "|{}|{}",
-                t.summary_user_types.join(","),
-                t.summary_user_roles.join(",")
-            ));
-        }
-        ReportKind::UserRegistrationDetails if t.admins_without_mfa => {
-            id.push_str(&format!("|admins:{}", t.max_listed_admins));
-        }
-        _ => {}
+    let id = format!("{}|{}", t.tenant_id.to_ascii_lowercase(), t.graph_url);
+    match kind.identity(&t.report_settings()) {
+        shaping if shaping.is_empty() => id,
+        shaping => format!("{id}|{shaping}"),
     }
-    id
 }
 
 impl SnapshotFile {
@@ -105,11 +98,6 @@ impl SnapshotFile {
             identities,
             lock: tokio::sync::Mutex::new(()),
         }
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Installs the persisted snapshots that belong to this config into `store`. A
@@ -185,7 +173,9 @@ impl SnapshotFile {
             }
             Some(_) => {}
         }
-        let data = ReportData::deserialize(&e.data).map_err(|_| "unreadable report data")?;
+        let data = kind
+            .restore(&e.data)
+            .map_err(|_| "unreadable report data")?;
         Ok((
             kind,
             Snapshot {
@@ -229,7 +219,7 @@ impl SnapshotFile {
                 identity: identity.clone(),
                 records: snap.records,
                 finished_at_unix_nanos: unix_nanos(snap.finished_at),
-                data: serde_json::to_value(&snap.data)?,
+                data: snap.data.store(),
                 tenant,
             });
         }
@@ -247,17 +237,14 @@ fn unix_nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Convenience for `main`: a snapshot file for `config` attached to `store`, restored
-/// from when `restore` is set.
-pub fn attach(path: &Path, config: &Config, store: &Store, restore: bool) -> Restored {
+/// A snapshot file for `config`, restored into `store` when `restore` is set; the
+/// caller hands it every published snapshot from then on.
+pub fn open(path: &Path, config: &Config, store: &Store, restore: bool) -> Arc<SnapshotFile> {
     let file = Arc::new(SnapshotFile::new(path, config));
-    let outcome = if restore {
-        file.restore(store)
-    } else {
-        Restored::default()
-    };
-    store.persist_to(file);
-    outcome
+    if restore {
+        file.restore(store);
+    }
+    file
 }
 
 #[cfg(test)]
@@ -272,7 +259,11 @@ mod tests {
         .unwrap()
     }
 
-    fn store_with_snapshot() -> (Store, Snapshot) {
+    fn urd() -> ReportKind {
+        ReportKind::named("user_registration_details")
+    }
+
+    fn store_with_snapshot() -> (Store, serde_json::Value, SystemTime) {
         let mut counts = RegistrationCounts::new(Source::UserRegistrationDetails);
         counts.add_user(
             &UserFacts {
@@ -284,19 +275,16 @@ mod tests {
             ["microsoftAuthenticatorPush", "email"],
         );
         counts.add_user(&UserFacts::default(), []);
+        let stored = crate::reports::ReportData::store(&counts);
+        let finished_at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
         let snap = Snapshot {
-            data: ReportData::Registration(counts),
+            data: Box::new(counts),
             records: 2,
-            finished_at: UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            finished_at,
         };
-        let store = Store::new([("t".to_owned(), ReportKind::UserRegistrationDetails)]);
-        store.publish(
-            "t",
-            ReportKind::UserRegistrationDetails,
-            snap.clone(),
-            Duration::from_secs(1),
-        );
-        (store, snap)
+        let store = Store::new([("t".to_owned(), urd())]);
+        store.publish("t", urd(), snap, Duration::from_secs(1));
+        (store, stored, finished_at)
     }
 
     #[tokio::test]
@@ -304,10 +292,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.json");
         let cfg = config("contoso.onmicrosoft.com");
-        let (store, snap) = store_with_snapshot();
+        let (store, stored, finished_at) = store_with_snapshot();
         SnapshotFile::new(&path, &cfg).save(&store).await;
 
-        let fresh = Store::new([("t".to_owned(), ReportKind::UserRegistrationDetails)]);
+        let fresh = Store::new([("t".to_owned(), urd())]);
         assert!(!fresh.ready());
         let got = SnapshotFile::new(&path, &cfg).restore(&fresh);
         assert_eq!(
@@ -319,61 +307,104 @@ mod tests {
         );
         assert!(fresh.ready(), "a restored snapshot makes the report ready");
         let restored = &fresh.snapshots()[0].1;
-        assert_eq!(restored.data, snap.data);
+        assert_eq!(restored.data.store(), stored);
         assert_eq!(restored.records, 2);
-        assert_eq!(restored.finished_at, snap.finished_at);
+        assert_eq!(restored.finished_at, finished_at);
         assert!(fresh.states()[0].1.last_attempt.is_none());
     }
 
     #[test]
     fn every_family_round_trips() {
-        use crate::reports::credential_usage_summary::UsageActivityCounts;
+        use crate::reports::credential_usage_summary::{UsageActivities, UsageActivityCounts};
         use crate::reports::credential_user_registration_count::RegistrationStatusCounts;
-        use crate::reports::user_credential_usage_details::UsageEventCounts;
-        use crate::reports::users_registered_by::{Summary, SummaryCounts};
+        use crate::reports::user_credential_usage_details::{UsageEventCounts, UsageEvents};
+        use crate::reports::users_registered_by::{Summary, SummaryCounts, SummaryData};
+        use crate::reports::users_registered_by_method;
         let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-        let all = [
-            ReportData::RegistrationStatus(RegistrationStatusCounts {
-                total_users: 9,
-                statuses: [("mfa_registered".to_owned(), 4)].into(),
-            }),
-            ReportData::UsageActivities {
-                period: "D7".into(),
-                counts: UsageActivityCounts {
-                    activities: [(pair("reset", "email"), (3, 1))].into(),
-                },
-            },
-            ReportData::UsageEvents(UsageEventCounts {
-                events: [(("registration".into(), "sms".into(), "success".into()), 2)].into(),
-                last_event: [(pair("registration", "success"), 1_700_000_000.1234567)].into(),
-                undated: 1,
-            }),
-            ReportData::Summary(SummaryCounts {
-                summaries: [(
-                    pair("all", "admin"),
-                    Summary {
-                        total_users: None,
-                        counts: [("fido2".to_owned(), 2)].into(),
+        let method = &users_registered_by_method::REPORT;
+        let all: Vec<(&str, Box<dyn crate::reports::ReportData>)> = vec![
+            (
+                "credential_user_registration_count",
+                Box::new(RegistrationStatusCounts {
+                    total_users: 9,
+                    statuses: [("mfa_registered".to_owned(), 4)].into(),
+                }),
+            ),
+            (
+                "credential_usage_summary",
+                Box::new(UsageActivities {
+                    period: "D7".into(),
+                    counts: UsageActivityCounts {
+                        activities: [(pair("reset", "email"), (3, 1))].into(),
                     },
-                )]
-                .into(),
-            }),
+                }),
+            ),
+            (
+                "user_events_summary",
+                Box::new(UsageEvents {
+                    source: "user_events_summary",
+                    counts: UsageEventCounts {
+                        events: [(("registration".into(), "sms".into(), "success".into()), 2)]
+                            .into(),
+                        last_event: [(pair("registration", "success"), 1_700_000_000.1234567)]
+                            .into(),
+                        undated: 1,
+                    },
+                }),
+            ),
+            (
+                method.name,
+                Box::new(SummaryData {
+                    report: method.name,
+                    family: method.families[1],
+                    key: method.key,
+                    counts: SummaryCounts {
+                        summaries: [(
+                            pair("all", "admin"),
+                            Summary {
+                                total_users: None,
+                                counts: [("fido2".to_owned(), 2)].into(),
+                            },
+                        )]
+                        .into(),
+                    },
+                }),
+            ),
         ];
-        for data in all {
-            let json = serde_json::to_value(&data).unwrap();
-            assert_eq!(ReportData::deserialize(&json).unwrap(), data, "{json}");
+        for (report, data) in all {
+            let json = data.store();
+            let back = ReportKind::named(report).restore(&json).unwrap();
+            assert_eq!(back.store(), json, "{report}");
+            assert_eq!(format!("{back:?}"), format!("{data:?}"), "{report}");
         }
+    }
+
+    #[test]
+    fn files_written_before_the_report_modules_still_restore() {
+        // The layout of format 1 as the exporter wrote it when report data was one
+        // serde enum: {variant: data}.
+        let json = serde_json::json!({"RegistrationStatus": {"total_users": 9, "statuses": {"mfa_registered": 4}}});
+        let data = ReportKind::named("credential_user_registration_count")
+            .restore(&json)
+            .unwrap();
+        assert_eq!(data.store(), json);
+        assert!(
+            ReportKind::named("credential_usage_summary")
+                .restore(&json)
+                .is_err(),
+            "another report's data is refused"
+        );
     }
 
     #[tokio::test]
     async fn corrupt_or_foreign_files_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.json");
-        let (store, _) = store_with_snapshot();
+        let (store, _, _) = store_with_snapshot();
         SnapshotFile::new(&path, &config("contoso.onmicrosoft.com"))
             .save(&store)
             .await;
-        let fresh = || Store::new([("t".to_owned(), ReportKind::UserRegistrationDetails)]);
+        let fresh = || Store::new([("t".to_owned(), urd())]);
 
         // Same tenant name, another tenant: not ours.
         let other = SnapshotFile::new(&path, &config("fabrikam.onmicrosoft.com"));

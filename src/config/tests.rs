@@ -23,7 +23,10 @@ fn minimal_tenant_gets_defaults() {
     assert_eq!(t.login_url, "https://login.microsoftonline.com");
     assert_eq!(t.scope, "https://graph.microsoft.com/.default");
     assert_eq!(t.reports.len(), 1);
-    assert_eq!(t.reports[0].kind, ReportKind::UserRegistrationDetails);
+    assert_eq!(
+        t.reports[0].kind,
+        ReportKind::named("user_registration_details")
+    );
     assert_eq!(t.reports[0].refresh_interval, Duration::from_secs(3600));
     assert_eq!((t.page_size, t.max_requests_per_10s), (999, 5));
     assert_eq!(t.usage_period, "D30");
@@ -396,11 +399,11 @@ fn sovereign_clouds_refuse_global_only_reports() {
         let ok = format!("{MINIMAL}cloud = \"{cloud}\"\n");
         assert!(Config::from_toml(&ok).is_ok());
     }
-    for kind in ReportKind::ALL {
+    for kind in ReportKind::all() {
         assert!(kind.offered_in(Cloud::Global));
     }
-    assert!(!ReportKind::CredentialUserRegistrationDetails.offered_in(Cloud::China));
-    assert!(ReportKind::UserEventsSummary.offered_in(Cloud::China));
+    assert!(!ReportKind::named("credential_user_registration_details").offered_in(Cloud::China));
+    assert!(ReportKind::named("user_events_summary").offered_in(Cloud::China));
 }
 
 #[test]
@@ -523,9 +526,8 @@ fn azure_variables_follow_the_sdk() {
 
 #[test]
 fn every_report_of_the_family_is_accepted_with_its_settings() {
-    let names: Vec<String> = ReportKind::ALL
-        .iter()
-        .filter(|r| **r != ReportKind::CredentialUserRegistrationDetails)
+    let names: Vec<String> = ReportKind::all()
+        .filter(|r| *r != ReportKind::named("credential_user_registration_details"))
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let c = Config::from_toml(&format!(

@@ -226,7 +226,7 @@ pub enum GraphError {
         /// 1-based page number.
         page: u64,
         /// What was wrong.
-        source: crate::reports::page::PageError,
+        source: crate::odata::PageError,
     },
     /// An `@odata.nextLink` pointing away from the configured Graph root: following it
     /// would send the access token to another host.

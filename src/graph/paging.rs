@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::client::GraphClient;
 use super::error::GraphError;
-use crate::reports::page::{Fold, fold_page, peek_next_link};
+use crate::odata::{PageFold, peek_next_link};
 
 /// More pages than any tenant has (1M users at 999 rows is ~1,000 pages); a guard
 /// against a server that keeps inventing links.
@@ -23,12 +23,12 @@ pub struct WalkStats {
 
 /// Fetches `first_url` and every page after it into `fold`. On error the fold holds a
 /// partial count and must be discarded.
-pub async fn walk<F: Fold>(
+pub async fn walk(
     client: &GraphClient,
     first_url: String,
     endpoint: &'static str,
     permission: &'static str,
-    fold: &mut F,
+    fold: &mut (dyn PageFold + Send),
 ) -> Result<WalkStats, GraphError> {
     let root = origin(client.graph_url()).unwrap_or_default();
     // The first URL counts as visited: a link back to it is a loop too.
@@ -49,11 +49,11 @@ pub async fn walk<F: Fold>(
                 // then the fold runs while Graph prepares the page.
                 let (fetched, folded) =
                     tokio::join!(client.get(&next, endpoint, permission), async {
-                        off_the_worker(|| fold_page(&body, fold))
+                        off_the_worker(|| fold.fold_page(&body))
                     });
                 (folded, Some((next, fetched)))
             }
-            None => (fold_page(&body, fold), None),
+            None => (fold.fold_page(&body), None),
         };
         let info = folded.map_err(|source| GraphError::Page {
             page: stats.pages,

@@ -8,7 +8,112 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::page::Fold;
+use super::{
+    Finished, Folding, Refresh, Report, ReportData, Request, Settings, restore_tagged, store_tagged,
+};
+use crate::cloud::Cloud;
+use crate::families::{Families, Family};
+use crate::odata::Fold;
+
+/// The report.
+pub static REPORT: CredentialUsageSummary = CredentialUsageSummary;
+
+/// beta `getCredentialUsageSummary(period=…)`.
+#[derive(Debug)]
+pub struct CredentialUsageSummary;
+
+const TAG: &str = "UsageActivities";
+
+static ACTIVITIES: Family = Family::gauge(
+    "entra_credential_usage_activities",
+    "Registration and reset activities over the period, by feature, method and result (getCredentialUsageSummary).",
+);
+
+/// The families of the report, in exposition order.
+static FAMILIES: [&Family; 1] = [&ACTIVITIES];
+
+impl Report for CredentialUsageSummary {
+    fn name(&self) -> &'static str {
+        "credential_usage_summary"
+    }
+
+    fn path(&self) -> &'static str {
+        "/beta/reports/getCredentialUsageSummary"
+    }
+
+    fn permission(&self) -> &'static str {
+        "Reports.Read.All"
+    }
+
+    /// A legacy `credential*` API: Global only (graph-api.md §1.1).
+    fn offered_in(&self, cloud: Cloud) -> bool {
+        cloud == Cloud::Global
+    }
+
+    fn families(&self) -> &'static [&'static Family] {
+        &FAMILIES
+    }
+
+    /// A function: its parameter goes in the path (graph-api.md §5.3).
+    fn requests(&self, s: &Settings) -> Vec<Request> {
+        vec![Request {
+            path: format!("{}(period='{}')", self.path(), s.usage_period),
+            paged: true,
+        }]
+    }
+
+    fn start(&self, s: &Settings) -> Box<dyn Refresh> {
+        let period = s.usage_period.clone();
+        Box::new(Folding::new(Folder::default(), move |f| {
+            Finished::new(UsageActivities {
+                period,
+                counts: f.0,
+            })
+        }))
+    }
+
+    fn identity(&self, s: &Settings) -> String {
+        s.usage_period.clone()
+    }
+
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
+        Ok(Box::new(restore_tagged::<UsageActivities>(TAG, stored)?))
+    }
+}
+
+/// What a refresh stores: the counts over `period`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct UsageActivities {
+    /// The `period` label, as configured: `D1`, `D7`, `D30`.
+    pub period: String,
+    /// The counts.
+    pub counts: UsageActivityCounts,
+}
+
+impl ReportData for UsageActivities {
+    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+        let id = out.id(&ACTIVITIES);
+        for ((feature, method), (ok, failed)) in &self.counts.activities {
+            for (result, n) in [("success", *ok), ("failure", *failed)] {
+                out.push(
+                    id,
+                    vec![
+                        ("tenant", tenant),
+                        ("period", &self.period),
+                        ("feature", feature),
+                        ("method", method),
+                        ("result", result),
+                    ],
+                    n,
+                );
+            }
+        }
+    }
+
+    fn store(&self) -> serde_json::Value {
+        store_tagged(TAG, self)
+    }
+}
 
 /// One `credentialUsageSummary`.
 #[derive(Debug, Deserialize)]
@@ -68,7 +173,7 @@ impl Fold for Folder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reports::page::fold_page;
+    use crate::odata::fold_page;
 
     #[test]
     fn doc_example_and_drift() {

@@ -9,8 +9,89 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::page::Fold;
-use super::snake_case;
+use super::{
+    Finished, Folding, Refresh, Report, ReportData, Request, Settings, restore_tagged, snake_case,
+    store_tagged,
+};
+use crate::cloud::Cloud;
+use crate::families::{Families, Family};
+use crate::odata::Fold;
+
+/// The report.
+pub static REPORT: CredentialUserRegistrationCount = CredentialUserRegistrationCount;
+
+/// beta `getCredentialUserRegistrationCount`.
+#[derive(Debug)]
+pub struct CredentialUserRegistrationCount;
+
+const TAG: &str = "RegistrationStatus";
+
+static STATUS_USERS: Family = Family::gauge(
+    "entra_credential_registration_users",
+    "Users per registration status (getCredentialUserRegistrationCount).",
+);
+static TOTAL_USERS: Family = Family::gauge(
+    "entra_credential_registration_total_users",
+    "Enabled users counted by getCredentialUserRegistrationCount.",
+);
+
+/// The families of the report, in exposition order.
+static FAMILIES: [&Family; 2] = [&STATUS_USERS, &TOTAL_USERS];
+
+impl Report for CredentialUserRegistrationCount {
+    fn name(&self) -> &'static str {
+        "credential_user_registration_count"
+    }
+
+    fn path(&self) -> &'static str {
+        "/beta/reports/getCredentialUserRegistrationCount"
+    }
+
+    fn permission(&self) -> &'static str {
+        "Reports.Read.All"
+    }
+
+    /// A legacy `credential*` API: Global only (graph-api.md §1.1).
+    fn offered_in(&self, cloud: Cloud) -> bool {
+        cloud == Cloud::Global
+    }
+
+    fn families(&self) -> &'static [&'static Family] {
+        &FAMILIES
+    }
+
+    /// A function without `$top` (Graph refuses it, graph-api.md §5.2).
+    fn requests(&self, _: &Settings) -> Vec<Request> {
+        vec![Request {
+            path: self.path().to_owned(),
+            paged: true,
+        }]
+    }
+
+    fn start(&self, _: &Settings) -> Box<dyn Refresh> {
+        Box::new(Folding::new(Folder::default(), |f| Finished::new(f.0)))
+    }
+
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
+        Ok(Box::new(restore_tagged::<RegistrationStatusCounts>(
+            TAG, stored,
+        )?))
+    }
+}
+
+impl ReportData for RegistrationStatusCounts {
+    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+        out.add(&TOTAL_USERS, vec![("tenant", tenant)], self.total_users);
+        let id = out.id(&STATUS_USERS);
+        for (status, n) in &self.statuses {
+            out.push(id, vec![("tenant", tenant), ("status", status)], *n);
+        }
+    }
+
+    fn store(&self) -> serde_json::Value {
+        store_tagged(TAG, self)
+    }
+}
 
 /// One `credentialUserRegistrationCount`.
 #[derive(Debug, Deserialize)]
@@ -81,7 +162,7 @@ impl Fold for Folder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reports::page::fold_page;
+    use crate::odata::fold_page;
 
     #[test]
     fn csdl_and_doc_spellings_and_unknown_statuses() {

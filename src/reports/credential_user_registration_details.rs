@@ -6,8 +6,62 @@
 use serde::Deserialize;
 use serde::de::MapAccess;
 
-use super::page::{ByteKeyedRow, Fold, StrList, deserialize_row};
+use super::registration::{FAMILIES, TAG};
+use super::row::{ByteKeyedRow, StrList, deserialize_row};
+use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, restore_tagged};
 use crate::aggregate::{RegistrationCounts, Source, UserFacts};
+use crate::cloud::Cloud;
+use crate::families::Family;
+use crate::odata::Fold;
+
+/// The report.
+pub static REPORT: CredentialUserRegistrationDetails = CredentialUserRegistrationDetails;
+
+/// beta `credentialUserRegistrationDetails`: the legacy registration source.
+#[derive(Debug)]
+pub struct CredentialUserRegistrationDetails;
+
+impl Report for CredentialUserRegistrationDetails {
+    fn name(&self) -> &'static str {
+        "credential_user_registration_details"
+    }
+
+    fn path(&self) -> &'static str {
+        "/beta/reports/credentialUserRegistrationDetails"
+    }
+
+    fn permission(&self) -> &'static str {
+        "Reports.Read.All"
+    }
+
+    /// A legacy `credential*` API: Global only (graph-api.md §1.1).
+    fn offered_in(&self, cloud: Cloud) -> bool {
+        cloud == Cloud::Global
+    }
+
+    fn is_registration_source(&self) -> bool {
+        true
+    }
+
+    fn families(&self) -> &'static [&'static Family] {
+        FAMILIES
+    }
+
+    fn requests(&self, s: &Settings) -> Vec<Request> {
+        vec![Request {
+            path: format!("{}?$top={}", self.path(), s.page_size),
+            paged: true,
+        }]
+    }
+
+    fn start(&self, _: &Settings) -> Box<dyn Refresh> {
+        Box::new(Folding::new(Folder::default(), |f| Finished::new(f.0)))
+    }
+
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
+        Ok(Box::new(restore_tagged::<RegistrationCounts>(TAG, stored)?))
+    }
+}
 
 /// The fields of one row the aggregation uses, deserialized by hand like
 /// [`super::user_registration_details::Row`] (keys as bytes, methods inline).
@@ -93,7 +147,7 @@ impl Fold for Folder {
 mod tests {
     use super::*;
     use crate::aggregate::{Feature, Role, UserType};
-    use crate::reports::page::fold_page;
+    use crate::odata::fold_page;
 
     #[test]
     fn maps_legacy_fields() {

@@ -1,13 +1,30 @@
-//! The Graph reports this exporter knows, one module per report: its URL, its serde
-//! row type and its fold into counts.
+//! The Graph reports this exporter knows: one module per report, and their registry.
+//!
+//! Pure: rows ▸ counts ▸ metric families. Nothing here does I/O, reads a clock or knows
+//! the Graph client; [`crate::collect`] fetches what a report asks for and hands it the
+//! bodies.
+//!
+//! Each report module owns everything about its report: the config name, the Graph
+//! path and the clouds it exists in, the permission and auth kind, the row type and
+//! fold, the data it stores, how that data becomes metric families, and what identifies
+//! its persisted snapshot. It exposes one value implementing [`Report`], listed once in
+//! [`REGISTRY`]; adding a report is its module plus one line there.
+//!
+//! Why a table of trait objects rather than an enum of modules: with an enum every
+//! question about a report (name, path, permission, fold, families, identity …) is a
+//! `match` with an arm per report, spread over the code, which is how a new report came
+//! to touch six places. A trait object answers each question in the report's own
+//! module. The cost is one virtual call per page or per snapshot, never per row: a
+//! report's fold is monomorphic code behind [`Refresh::page`]. A [`ReportKind`] is a
+//! small index into the table, so it stays `Copy`, ordered (registry order, which is
+//! the exposition order) and cheap as a map key.
 
-pub mod collect;
 pub mod credential_usage_summary;
 pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
-pub mod page;
+pub mod registration;
+pub mod row;
 pub mod user_credential_usage_details;
-pub mod user_events_summary;
 pub mod user_registration_details;
 pub mod users_registered_by;
 pub mod users_registered_by_feature;
@@ -16,131 +33,242 @@ pub mod users_registered_by_method;
 use std::fmt;
 
 use crate::cloud::Cloud;
+use crate::families::{Families, Family};
+use crate::odata::{Fold, PageError, PageInfo, fold_page};
 
-/// A report, by its config name (design.md, "Reports").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReportKind {
-    /// v1.0 `/reports/authenticationMethods/userRegistrationDetails`.
-    UserRegistrationDetails,
-    /// beta `/reports/credentialUserRegistrationDetails` (legacy, retired by Microsoft).
-    CredentialUserRegistrationDetails,
-    /// beta `getCredentialUserRegistrationCount`.
-    CredentialUserRegistrationCount,
-    /// beta `getCredentialUsageSummary(period=…)`.
-    CredentialUsageSummary,
-    /// beta `userCredentialUsageDetails`.
-    UserCredentialUsageDetails,
-    /// beta `authenticationMethods/userEventsSummary`.
-    UserEventsSummary,
-    /// v1.0 `usersRegisteredByFeature(…)`.
-    UsersRegisteredByFeature,
-    /// v1.0 `usersRegisteredByMethod(…)`.
-    UsersRegisteredByMethod,
+/// Every report, in the order of design.md (also the order of `/metrics` families).
+pub static REGISTRY: &[&dyn Report] = &[
+    &user_registration_details::REPORT,
+    &credential_user_registration_details::REPORT,
+    &credential_user_registration_count::REPORT,
+    &credential_usage_summary::REPORT,
+    &user_credential_usage_details::DETAILS,
+    &user_credential_usage_details::EVENTS_SUMMARY,
+    &users_registered_by_feature::REPORT,
+    &users_registered_by_method::REPORT,
+];
+
+/// Everything the exporter knows about one report.
+pub trait Report: Sync {
+    /// The config name, also the `report` label value.
+    fn name(&self) -> &'static str;
+    /// The Graph path below the Graph root, without query.
+    fn path(&self) -> &'static str;
+    /// The `endpoint` label of `entra_exporter_graph_requests_total`: Graph's own name.
+    fn endpoint(&self) -> &'static str {
+        self.path().rsplit('/').next().unwrap_or("")
+    }
+    /// The permission Graph requires for the report (graph-api.md §6.1).
+    fn permission(&self) -> &'static str;
+    /// Which tokens Graph serves the report to.
+    fn auth(&self) -> Auth {
+        Auth::AppOnly
+    }
+    /// Whether Microsoft offers the report in `cloud` (graph-api.md §1.1).
+    fn offered_in(&self, _cloud: Cloud) -> bool {
+        true
+    }
+    /// Whether the report is one of the per-user registration sources, of which a
+    /// tenant may enable at most one.
+    fn is_registration_source(&self) -> bool {
+        false
+    }
+    /// The families the report's data feeds, in exposition order.
+    fn families(&self) -> &'static [&'static Family];
+    /// What one refresh fetches, in order (paths below the Graph root, with query).
+    fn requests(&self, settings: &Settings) -> Vec<Request>;
+    /// A refresh's empty state: it takes the bodies of [`Report::requests`].
+    fn start(&self, settings: &Settings) -> Box<dyn Refresh>;
+    /// The settings that shape the report's data, for the snapshot file: a snapshot
+    /// taken under other settings is not restored. Empty when none do.
+    fn identity(&self, _settings: &Settings) -> String {
+        String::new()
+    }
+    /// Data as [`ReportData::store`] wrote it, back (`--storage.snapshot-file`).
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>>;
 }
 
-impl ReportKind {
-    /// Every report, in the order of design.md.
-    pub const ALL: [ReportKind; 8] = [
-        Self::UserRegistrationDetails,
-        Self::CredentialUserRegistrationDetails,
-        Self::CredentialUserRegistrationCount,
-        Self::CredentialUsageSummary,
-        Self::UserCredentialUsageDetails,
-        Self::UserEventsSummary,
-        Self::UsersRegisteredByFeature,
-        Self::UsersRegisteredByMethod,
-    ];
+/// A refresh of a report with one paged request, folded by `F` and finished by
+/// `finish`: most reports.
+pub struct Folding<F> {
+    fold: F,
+    finish: Box<dyn FnOnce(F) -> Finished + Send>,
+}
 
-    /// The config name, also the `report` label value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::UserRegistrationDetails => "user_registration_details",
-            Self::CredentialUserRegistrationDetails => "credential_user_registration_details",
-            Self::CredentialUserRegistrationCount => "credential_user_registration_count",
-            Self::CredentialUsageSummary => "credential_usage_summary",
-            Self::UserCredentialUsageDetails => "user_credential_usage_details",
-            Self::UserEventsSummary => "user_events_summary",
-            Self::UsersRegisteredByFeature => "users_registered_by_feature",
-            Self::UsersRegisteredByMethod => "users_registered_by_method",
+impl<F> Folding<F> {
+    /// A refresh folding into `fold`.
+    pub fn new(fold: F, finish: impl FnOnce(F) -> Finished + Send + 'static) -> Self {
+        Self {
+            fold,
+            finish: Box::new(finish),
         }
+    }
+}
+
+impl<F: Fold + Send> Refresh for Folding<F> {
+    fn page(&mut self, _request: usize, body: &[u8]) -> Result<PageInfo, PageError> {
+        fold_page(body, &mut self.fold)
+    }
+
+    fn finish(self: Box<Self>) -> Finished {
+        (self.finish)(self.fold)
+    }
+}
+
+/// Which tokens Graph serves a report to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Application (client-credentials) tokens.
+    AppOnly,
+    /// Only a signed-in user's token ("Application: Not supported", graph-api.md §3.6):
+    /// an app-only token is refused with a 403. `alternative` names the family with
+    /// the same numbers from an app-only report.
+    DelegatedOnly {
+        /// e.g. `entra_users_with_feature`.
+        alternative: &'static str,
+    },
+}
+
+/// One request of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Path and query below the Graph root.
+    pub path: String,
+    /// Whether the response is an OData collection whose `@odata.nextLink` is followed;
+    /// otherwise the single body is the whole answer.
+    pub paged: bool,
+}
+
+/// The settings of a tenant that shape what a report fetches and stores (built from
+/// the tenant's config, which validated them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `$top` of collections.
+    pub page_size: u32,
+    /// `getCredentialUsageSummary` period as written: `D1`, `D7`, `D30`.
+    pub usage_period: String,
+    /// `usersRegisteredBy*` `includedUserTypes` values.
+    pub summary_user_types: Vec<String>,
+    /// `usersRegisteredBy*` `includedUserRoles` values.
+    pub summary_user_roles: Vec<String>,
+    /// List admins who are not MFA capable.
+    pub admins_without_mfa: bool,
+    /// At most this many listed admins.
+    pub max_listed_admins: u32,
+}
+
+/// One refresh in progress: takes every response body, then yields the data.
+pub trait Refresh: Send {
+    /// Folds one body of request number `request` (an index into
+    /// [`Report::requests`]): a page of a paged request, or the whole answer.
+    fn page(&mut self, request: usize, body: &[u8]) -> Result<PageInfo, PageError>;
+    /// The finished data, once every body arrived.
+    fn finish(self: Box<Self>) -> Finished;
+}
+
+/// A finished refresh.
+#[derive(Debug)]
+pub struct Finished {
+    /// The counts.
+    pub data: Box<dyn ReportData>,
+    /// Things an operator should know (logged by whoever collects).
+    pub warnings: Vec<Warning>,
+}
+
+impl Finished {
+    /// Data without warnings.
+    pub fn new(data: impl ReportData + 'static) -> Self {
+        Self {
+            data: Box::new(data),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A warning about a finished refresh: a fixed message and its details as `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// What happened.
+    pub message: &'static str,
+    /// The numbers, e.g. `listed=100 total=130`.
+    pub detail: String,
+}
+
+/// What a report's refresh produced and the snapshot store keeps.
+pub trait ReportData: Send + Sync + fmt::Debug {
+    /// Adds the data's samples for `tenant` to `out`.
+    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>);
+    /// The data for the snapshot file ([`Report::restore`] reads it back).
+    fn store(&self) -> serde_json::Value;
+}
+
+/// Data stored as `{tag: data}`: the snapshot file's layout since format 1 (it was a
+/// serde enum), kept so files written by earlier versions still restore.
+pub fn store_tagged<T: serde::Serialize>(tag: &str, data: &T) -> serde_json::Value {
+    let value = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+    serde_json::Value::Object([(tag.to_owned(), value)].into_iter().collect())
+}
+
+/// Reads data written by [`store_tagged`] with `tag`.
+pub fn restore_tagged<T: serde::de::DeserializeOwned>(
+    tag: &str,
+    stored: &serde_json::Value,
+) -> serde_json::Result<T> {
+    let inner = stored
+        .get(tag)
+        .ok_or_else(|| serde::de::Error::custom(format!("not {tag} data")))?;
+    T::deserialize(inner)
+}
+
+/// A report, by its place in [`REGISTRY`]. Dereferences to its [`Report`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReportKind(u8);
+
+impl ReportKind {
+    /// Every report, in registry order.
+    pub fn all() -> impl Iterator<Item = ReportKind> {
+        (0..REGISTRY.len()).map(|i| ReportKind(i as u8))
     }
 
     /// Parses a config name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
+        Self::all().find(|r| r.name() == name)
     }
 
-    /// Whether Microsoft documents the report as delegated-only ("Application: Not
-    /// supported", graph-api.md §3.6): an app-only token is refused with a 403.
-    pub fn is_delegated_only(self) -> bool {
-        matches!(
-            self,
-            Self::UsersRegisteredByFeature | Self::UsersRegisteredByMethod
-        )
+    /// The report named `name`; panics on an unknown name (for tests and constants).
+    pub fn named(name: &str) -> Self {
+        Self::from_name(name).unwrap_or_else(|| panic!("no report named {name:?}"))
     }
 
-    /// Whether the report is one of the two per-user registration sources, of which a
-    /// tenant may enable at most one.
-    pub fn is_registration_source(self) -> bool {
-        matches!(
-            self,
-            Self::UserRegistrationDetails | Self::CredentialUserRegistrationDetails
-        )
+    /// The report.
+    pub fn report(self) -> &'static dyn Report {
+        REGISTRY[usize::from(self.0)]
     }
+}
 
-    /// The Graph path below the Graph root, without query.
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::UserRegistrationDetails => {
-                "/v1.0/reports/authenticationMethods/userRegistrationDetails"
-            }
-            Self::CredentialUserRegistrationDetails => {
-                "/beta/reports/credentialUserRegistrationDetails"
-            }
-            Self::CredentialUserRegistrationCount => {
-                "/beta/reports/getCredentialUserRegistrationCount"
-            }
-            Self::CredentialUsageSummary => "/beta/reports/getCredentialUsageSummary",
-            Self::UserCredentialUsageDetails => "/beta/reports/userCredentialUsageDetails",
-            Self::UserEventsSummary => "/beta/reports/authenticationMethods/userEventsSummary",
-            Self::UsersRegisteredByFeature => {
-                "/v1.0/reports/authenticationMethods/usersRegisteredByFeature"
-            }
-            Self::UsersRegisteredByMethod => {
-                "/v1.0/reports/authenticationMethods/usersRegisteredByMethod"
-            }
-        }
-    }
+impl std::ops::Deref for ReportKind {
+    type Target = dyn Report;
 
-    /// The `endpoint` label of `entra_exporter_graph_requests_total`: Graph's own name.
-    pub fn endpoint(self) -> &'static str {
-        self.path().rsplit('/').next().unwrap_or("")
+    fn deref(&self) -> &Self::Target {
+        self.report()
     }
+}
 
-    /// Whether Microsoft offers the report in `cloud`. The legacy `credential*` and
-    /// `userCredentialUsageDetails` APIs are Global only (graph-api.md §1.1); the rest
-    /// are available in all four clouds.
-    pub fn offered_in(self, cloud: Cloud) -> bool {
-        cloud == Cloud::Global
-            || !matches!(
-                self,
-                Self::CredentialUserRegistrationDetails
-                    | Self::CredentialUserRegistrationCount
-                    | Self::CredentialUsageSummary
-                    | Self::UserCredentialUsageDetails
-            )
+impl fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
+}
 
-    /// The application permission Graph requires for the report (graph-api.md §6.1).
-    pub fn permission(self) -> &'static str {
-        match self {
-            Self::UserRegistrationDetails
-            | Self::UserEventsSummary
-            | Self::UsersRegisteredByFeature
-            | Self::UsersRegisteredByMethod => "AuditLog.Read.All",
-            _ => "Reports.Read.All",
-        }
+impl fmt::Debug for ReportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
+}
+
+/// Every report family in exposition order: each report's, in registry order.
+pub fn family_order() -> impl Iterator<Item = &'static Family> {
+    REGISTRY.iter().flat_map(|r| r.families().iter().copied())
 }
 
 /// Graph's camelCase enum member in snake_case (`ssprRegistered` ▸ `sspr_registered`),
@@ -161,30 +289,74 @@ pub fn snake_case(value: &str) -> String {
     out
 }
 
-impl fmt::Display for ReportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip() {
-        for r in ReportKind::ALL {
+    fn names_round_trip_and_are_unique() {
+        let names: Vec<_> = ReportKind::all().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "user_registration_details",
+                "credential_user_registration_details",
+                "credential_user_registration_count",
+                "credential_usage_summary",
+                "user_credential_usage_details",
+                "user_events_summary",
+                "users_registered_by_feature",
+                "users_registered_by_method",
+            ]
+        );
+        for r in ReportKind::all() {
             assert_eq!(ReportKind::from_name(r.name()), Some(r));
         }
         assert_eq!(ReportKind::from_name("nope"), None);
         assert_eq!(
-            ReportKind::UserRegistrationDetails.endpoint(),
+            ReportKind::named("user_registration_details").endpoint(),
             "userRegistrationDetails"
         );
         assert_eq!(
-            ReportKind::CredentialUsageSummary.endpoint(),
+            ReportKind::named("credential_usage_summary").endpoint(),
             "getCredentialUsageSummary"
         );
+    }
+
+    #[test]
+    fn families_shared_by_reports_are_declared_alike() {
+        let mut seen: Vec<&Family> = Vec::new();
+        for f in family_order() {
+            match seen.iter().find(|s| s.name == f.name) {
+                Some(s) => assert_eq!(s.help, f.help, "{}", f.name),
+                None => seen.push(f),
+            }
+            assert!(f.name.starts_with("entra_"), "{}", f.name);
+            assert!(
+                f.help.ends_with('.') && !f.help.ends_with(".."),
+                "{}: {:?}",
+                f.name,
+                f.help
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_legacy_apis_are_global_only() {
+        let global_only: Vec<_> = ReportKind::all()
+            .filter(|r| !r.offered_in(Cloud::China))
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(
+            global_only,
+            [
+                "credential_user_registration_details",
+                "credential_user_registration_count",
+                "credential_usage_summary",
+                "user_credential_usage_details",
+            ]
+        );
+        assert!(ReportKind::all().all(|r| r.offered_in(Cloud::Global)));
     }
 
     #[test]

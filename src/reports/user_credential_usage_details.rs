@@ -4,7 +4,9 @@
 //! Feeds `entra_credential_usage_events` and
 //! `entra_credential_usage_last_event_timestamp_seconds`.
 //!
-//! Its successor `userEventsSummary` (§4.1) has the same row shape and uses this fold.
+//! Its successor `userEventsSummary` (§4.1, `user_events_summary`) has the same row
+//! shape, so both reports are defined here: one fold, one data type, and the report's
+//! name as the `source` label.
 //! `failureReason` is free text and never becomes a label, so it is not even parsed.
 
 use std::borrow::Cow;
@@ -14,7 +16,156 @@ use std::time::UNIX_EPOCH;
 use serde::Deserialize;
 
 use super::credential_usage_summary::label;
-use super::page::Fold;
+use super::{
+    Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning, restore_tagged,
+    store_tagged,
+};
+use crate::cloud::Cloud;
+use crate::families::{Families, Family};
+use crate::odata::Fold;
+
+/// beta `userCredentialUsageDetails` (legacy, Global only).
+pub static DETAILS: UsageEventsReport = UsageEventsReport {
+    name: "user_credential_usage_details",
+    path: "/beta/reports/userCredentialUsageDetails",
+    permission: "Reports.Read.All",
+    global_only: true,
+};
+
+/// beta `authenticationMethods/userEventsSummary`, its successor.
+pub static EVENTS_SUMMARY: UsageEventsReport = UsageEventsReport {
+    name: "user_events_summary",
+    path: "/beta/reports/authenticationMethods/userEventsSummary",
+    permission: "AuditLog.Read.All",
+    global_only: false,
+};
+
+/// A report of registration and reset events.
+#[derive(Debug)]
+pub struct UsageEventsReport {
+    name: &'static str,
+    path: &'static str,
+    permission: &'static str,
+    /// The legacy `userCredentialUsageDetails` exists in the Global cloud only
+    /// (graph-api.md §1.1).
+    global_only: bool,
+}
+
+const TAG: &str = "UsageEvents";
+
+static EVENTS: Family = Family::gauge(
+    "entra_credential_usage_events",
+    "Registration and reset events the report returned, by feature, method and result.",
+);
+static LAST_EVENT: Family = Family::gauge(
+    "entra_credential_usage_last_event_timestamp_seconds",
+    "Unix time of the newest registration or reset event the report returned, by feature and result.",
+);
+
+/// The families of the report, in exposition order.
+static FAMILIES: [&Family; 2] = [&EVENTS, &LAST_EVENT];
+
+impl Report for UsageEventsReport {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn path(&self) -> &'static str {
+        self.path
+    }
+
+    fn permission(&self) -> &'static str {
+        self.permission
+    }
+
+    fn offered_in(&self, cloud: Cloud) -> bool {
+        !self.global_only || cloud == Cloud::Global
+    }
+
+    fn families(&self) -> &'static [&'static Family] {
+        &FAMILIES
+    }
+
+    fn requests(&self, s: &Settings) -> Vec<Request> {
+        vec![Request {
+            path: format!("{}?$top={}", self.path, s.page_size),
+            paged: true,
+        }]
+    }
+
+    fn start(&self, _: &Settings) -> Box<dyn Refresh> {
+        let source = self.name;
+        Box::new(Folding::new(Folder::default(), move |f| {
+            let warnings = if f.0.undated > 0 {
+                vec![Warning {
+                    message: "events without a readable eventDateTime: counted, but not in the last-event timestamps",
+                    detail: format!("events={}", f.0.undated),
+                }]
+            } else {
+                Vec::new()
+            };
+            Finished {
+                data: Box::new(UsageEvents {
+                    source,
+                    counts: f.0,
+                }),
+                warnings,
+            }
+        }))
+    }
+
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
+        Ok(Box::new(UsageEvents {
+            source: self.name,
+            counts: restore_tagged(TAG, stored)?,
+        }))
+    }
+}
+
+/// What a refresh stores: the counts, and the report they came from (the `source`
+/// label).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvents {
+    /// The report's name.
+    pub source: &'static str,
+    /// The counts.
+    pub counts: UsageEventCounts,
+}
+
+impl ReportData for UsageEvents {
+    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+        let [events, last_event] = [&EVENTS, &LAST_EVENT].map(|f| out.id(f));
+        for ((feature, method, result), n) in &self.counts.events {
+            out.push(
+                events,
+                vec![
+                    ("tenant", tenant),
+                    ("source", self.source),
+                    ("feature", feature),
+                    ("method", method),
+                    ("result", result),
+                ],
+                *n,
+            );
+        }
+        for ((feature, result), t) in &self.counts.last_event {
+            out.push(
+                last_event,
+                vec![
+                    ("tenant", tenant),
+                    ("source", self.source),
+                    ("feature", feature),
+                    ("result", result),
+                ],
+                *t,
+            );
+        }
+    }
+
+    fn store(&self) -> serde_json::Value {
+        store_tagged(TAG, &self.counts)
+    }
+}
 
 /// The fields of one event the fold uses.
 #[derive(Debug, Deserialize)]
@@ -99,7 +250,7 @@ impl Fold for Folder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reports::page::fold_page;
+    use crate::odata::fold_page;
 
     #[test]
     fn counts_events_and_keeps_the_newest() {

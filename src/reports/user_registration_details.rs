@@ -6,8 +6,70 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::MapAccess;
 
-use super::page::{ByteKeyedRow, CowStr, Fold, RawStr, StrList, deserialize_row};
+use super::registration::{FAMILIES, TAG};
+use super::restore_tagged;
+use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
+use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
+use crate::families::Family;
+use crate::odata::Fold;
+
+/// The report.
+pub static REPORT: UserRegistrationDetails = UserRegistrationDetails;
+
+/// v1.0 `userRegistrationDetails`: the default registration source.
+#[derive(Debug)]
+pub struct UserRegistrationDetails;
+
+impl Report for UserRegistrationDetails {
+    fn name(&self) -> &'static str {
+        "user_registration_details"
+    }
+
+    fn path(&self) -> &'static str {
+        "/v1.0/reports/authenticationMethods/userRegistrationDetails"
+    }
+
+    fn permission(&self) -> &'static str {
+        "AuditLog.Read.All"
+    }
+
+    fn is_registration_source(&self) -> bool {
+        true
+    }
+
+    fn families(&self) -> &'static [&'static Family] {
+        FAMILIES
+    }
+
+    fn requests(&self, s: &Settings) -> Vec<Request> {
+        vec![Request {
+            path: format!("{}?$top={}", self.path(), s.page_size),
+            paged: true,
+        }]
+    }
+
+    fn start(&self, s: &Settings) -> Box<dyn Refresh> {
+        let fold = if s.admins_without_mfa {
+            Folder::listing_admins_without_mfa(s.max_listed_admins as usize)
+        } else {
+            Folder::default()
+        };
+        Box::new(Folding::new(fold, Folder::finish))
+    }
+
+    fn identity(&self, s: &Settings) -> String {
+        if s.admins_without_mfa {
+            format!("admins:{}", s.max_listed_admins)
+        } else {
+            String::new()
+        }
+    }
+
+    fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
+        Ok(Box::new(restore_tagged::<RegistrationCounts>(TAG, stored)?))
+    }
+}
 
 /// The fields of one row the aggregation uses; everything else is skipped unparsed.
 ///
@@ -119,6 +181,28 @@ impl Folder {
     }
 }
 
+impl Folder {
+    /// The counts, with a warning when the admin list was cut.
+    fn finish(self) -> Finished {
+        let warnings = match &self.0.admins_without_mfa {
+            Some(list) if list.is_cut() => vec![Warning {
+                message: "more admins without MFA than max_listed_admins: entra_admin_without_mfa_info lists only the first by user principal name",
+                detail: format!(
+                    "listed={} total={} max_listed_admins={}",
+                    list.listed.len(),
+                    list.total,
+                    list.cap
+                ),
+            }],
+            _ => Vec::new(),
+        };
+        Finished {
+            data: Box::new(self.0),
+            warnings,
+        }
+    }
+}
+
 impl Fold for Folder {
     type Row<'de> = Row<'de>;
 
@@ -139,7 +223,7 @@ impl Fold for Folder {
 mod tests {
     use super::*;
     use crate::aggregate::{Feature, Role, UserType};
-    use crate::reports::page::fold_page;
+    use crate::odata::fold_page;
 
     const FIXTURE: &str =
         include_str!("../../tests/fixtures/user-registration-details-live-4.json");

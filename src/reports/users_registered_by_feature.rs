@@ -9,7 +9,23 @@
 use serde::Deserialize;
 
 use super::snake_case;
-use super::users_registered_by::{Summary, parse_object, summarize};
+use super::users_registered_by::{SUMMARY_USERS, Summary, SummaryReport, parse_object, summarize};
+use crate::families::Family;
+
+/// The report.
+pub static REPORT: SummaryReport = SummaryReport {
+    name: "users_registered_by_feature",
+    path: "/v1.0/reports/authenticationMethods/usersRegisteredByFeature",
+    parse,
+    families: &[&SUMMARY_USERS, &WITH_FEATURE],
+    key: "feature",
+    alternative: "entra_users_with_feature",
+};
+
+static WITH_FEATURE: Family = Family::gauge(
+    "entra_summary_users_with_feature",
+    "Users for whom the feature holds, per queried user types and roles (usersRegisteredByFeature).",
+);
 
 /// `userRegistrationFeatureSummary`; `userTypes`/`userRoles` echo the request and are
 /// not needed.

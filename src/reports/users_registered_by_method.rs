@@ -7,7 +7,23 @@
 
 use serde::Deserialize;
 
-use super::users_registered_by::{Summary, parse_object, summarize};
+use super::users_registered_by::{SUMMARY_USERS, Summary, SummaryReport, parse_object, summarize};
+use crate::families::Family;
+
+/// The report.
+pub static REPORT: SummaryReport = SummaryReport {
+    name: "users_registered_by_method",
+    path: "/v1.0/reports/authenticationMethods/usersRegisteredByMethod",
+    parse,
+    families: &[&SUMMARY_USERS, &WITH_METHOD],
+    key: "method",
+    alternative: "entra_users_with_method",
+};
+
+static WITH_METHOD: Family = Family::gauge(
+    "entra_summary_users_with_method",
+    "Users with the method registered, per queried user types and roles (usersRegisteredByMethod).",
+);
 
 /// `userRegistrationMethodSummary`. The doc example omits `totalUserCount`.
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,91 @@
+//! One refresh of one report: ask the report module what to fetch, fetch it through the
+//! Graph client (paging where the answer is a collection), hand every body to the
+//! report's fold, and return the finished snapshot. Nothing is returned unless every
+//! page of every request arrived and parsed.
+
+use std::time::SystemTime;
+
+use crate::config::TenantConfig;
+use crate::graph::paging::{WalkStats, walk};
+use crate::graph::{GraphClient, GraphError};
+use crate::odata::{PageError, PageFold, PageInfo};
+use crate::reports::{Auth, Refresh, ReportKind};
+use crate::snapshot::Snapshot;
+
+/// The pages of request number `request` of a refresh.
+struct RequestPages<'r> {
+    refresh: &'r mut dyn Refresh,
+    request: usize,
+}
+
+impl PageFold for RequestPages<'_> {
+    fn fold_page(&mut self, bytes: &[u8]) -> Result<PageInfo, PageError> {
+        self.refresh.page(self.request, bytes)
+    }
+}
+
+/// Collects `kind` for `tenant` into a snapshot.
+pub async fn collect(
+    client: &GraphClient,
+    tenant: &TenantConfig,
+    kind: ReportKind,
+) -> Result<Snapshot, GraphError> {
+    let report = kind.report();
+    let settings = tenant.report_settings();
+    let (endpoint, permission) = (report.endpoint(), report.permission());
+    let mut refresh = report.start(&settings);
+    let mut stats = WalkStats::default();
+    // Requests run in order and the first failure ends the refresh: a refused token
+    // would be refused for every request, and one error per refresh is enough.
+    for (request, r) in report.requests(&settings).into_iter().enumerate() {
+        let url = format!("{}{}", tenant.graph_url, r.path);
+        let mut pages = RequestPages {
+            refresh: refresh.as_mut(),
+            request,
+        };
+        let walked = if r.paged {
+            walk(client, url, endpoint, permission, &mut pages).await
+        } else {
+            single(client, &url, endpoint, permission, &mut pages, stats.pages).await
+        };
+        let walked = match (walked, report.auth()) {
+            (Err(e), Auth::DelegatedOnly { alternative }) => {
+                Err(e.for_delegated_only(endpoint, alternative))
+            }
+            (result, _) => result,
+        }?;
+        stats.pages += walked.pages;
+        stats.rows += walked.rows;
+    }
+    let finished = refresh.finish();
+    for w in &finished.warnings {
+        tracing::warn!(tenant = %tenant.name, report = %kind, detail = %w.detail, "{}", w.message);
+    }
+    tracing::debug!(tenant = %tenant.name, report = %kind, pages = stats.pages, rows = stats.rows, "report walked");
+    Ok(Snapshot {
+        data: finished.data,
+        records: stats.rows,
+        finished_at: SystemTime::now(),
+    })
+}
+
+/// Fetches one answer that is not a collection (a function's single result).
+/// `pages_before` numbers the page in errors across the refresh's requests.
+async fn single(
+    client: &GraphClient,
+    url: &str,
+    endpoint: &'static str,
+    permission: &'static str,
+    fold: &mut (dyn PageFold + Send),
+    pages_before: u64,
+) -> Result<WalkStats, GraphError> {
+    let body = client.get(url, endpoint, permission).await?;
+    let info = fold.fold_page(&body).map_err(|source| GraphError::Page {
+        page: pages_before + 1,
+        source,
+    })?;
+    Ok(WalkStats {
+        pages: 1,
+        rows: info.rows,
+    })
+}
