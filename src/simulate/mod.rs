@@ -17,7 +17,7 @@
 //! collections) and `family_truth` holds their truth.
 
 mod assertion;
-mod base64;
+mod base64url;
 mod body;
 mod dates;
 mod events;
