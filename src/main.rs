@@ -1,13 +1,12 @@
 //! `entra-mfa-exporter`: wiring only. Config ▸ logging ▸ clients ▸ store ▸ pollers ▸
 //! server ▸ shutdown; `--once`, `--check-config`, `--demo` and `simulate` branch here.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::atomic_file::write_atomically;
 use entra_mfa_exporter::config::{Config, Sources};
@@ -15,15 +14,14 @@ use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::logging::{self, LogFormat};
 use entra_mfa_exporter::server::{ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
-use entra_mfa_exporter::simulate::{self, Faults, RateLimit, SimConfig, SimServer, SimTenant};
+use entra_mfa_exporter::simulate::{self, SimServer};
 use entra_mfa_exporter::web_config::WebConfigHandle;
 use entra_mfa_exporter::{poller, reports::ReportKind};
 
 /// Users in the `--demo` tenant: several pages at the default page size.
 const DEMO_USERS: u64 = 2_500;
-/// Graph's 5 requests per 10 s would make the demo's every-report refresh take longer
-/// than its interval; the in-process simulator has no such limit.
-const DEMO_MAX_REQUESTS_PER_10S: u32 = 100;
+/// Seed of the demo tenant's data.
+const DEMO_SEED: u64 = 42;
 /// Refresh interval in `--demo`, so the drifting data shows up quickly.
 const DEMO_REFRESH: &str = "20s";
 
@@ -122,97 +120,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the simulated Graph and token endpoints standalone.
-    Simulate(SimulateArgs),
-}
-
-#[derive(Debug, Args)]
-struct SimulateArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:10078")]
-    listen: SocketAddr,
-    /// Users in the simulated tenant.
-    #[arg(long, default_value_t = 1000)]
-    users: u64,
-    /// Seed of the synthetic data.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Tenant ID to accept.
-    #[arg(long, default_value = simulate::DEMO_TENANT_ID)]
-    tenant_id: String,
-    /// Client ID to accept.
-    #[arg(long, default_value = simulate::DEMO_CLIENT_ID)]
-    client_id: String,
-    /// Client secret to accept.
-    #[arg(long, env = "SIMULATE_CLIENT_SECRET", default_value = simulate::DEMO_CLIENT_SECRET, hide_default_value = true)]
-    client_secret: String,
-    /// Lifetime of issued tokens.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    token_lifetime: Duration,
-    /// Make the data drift with this period (as in --demo).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    drift: Option<Duration>,
-    /// Fault: answer every Nth report request with 429.
-    #[arg(long, value_name = "N")]
-    throttle_every: Option<u32>,
-    /// Fault: Retry-After seconds on those 429s (omitted when unset; may be fractional).
-    #[arg(long, value_name = "SECONDS")]
-    retry_after: Option<f64>,
-    /// Fault: Graph's real limit, at most N report requests per tenant in any sliding
-    /// 10-second window; more get 429 (Graph's limit is 5).
-    #[arg(long, value_name = "N")]
-    rate_limit: Option<u32>,
-    /// With --rate-limit: send those 429s without Retry-After, as Graph often does.
-    #[arg(long, requires = "rate_limit")]
-    rate_limit_no_retry_after: bool,
-    /// Fault: answer every Nth report request with 503.
-    #[arg(long, value_name = "N")]
-    server_error_every: Option<u32>,
-    /// Fault: with --server-error-every, fail this many requests in a row (503/504).
-    #[arg(
-        long,
-        value_name = "K",
-        default_value_t = 1,
-        requires = "server_error_every"
-    )]
-    server_error_burst: u32,
-    /// Fault: cut every Nth page off halfway (connection closed mid-body).
-    #[arg(long, value_name = "N")]
-    truncate_every: Option<u32>,
-    /// Fault: stall every Nth page halfway through its body (see --stall).
-    #[arg(long, value_name = "N")]
-    stall_every: Option<u32>,
-    /// How long a stalled body stalls.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    stall: Duration,
-    /// Fault: at every Nth report request, expire every issued token (401 mid-walk).
-    #[arg(long, value_name = "N")]
-    revoke_tokens_every: Option<u32>,
-    /// Fault: point every @odata.nextLink at this base URL (another host).
-    #[arg(long, value_name = "URL")]
-    foreign_next_link: Option<String>,
-    /// Fault: leave `value` out of every Nth page.
-    #[arg(long, value_name = "N")]
-    missing_value_every: Option<u32>,
-    /// Fault: make every Nth page's @odata.nextLink its own URL (a paging loop).
-    #[arg(long, value_name = "N")]
-    next_link_loop_every: Option<u32>,
-    /// Fault: the tenant loses its P1/P2 licence after N report requests.
-    #[arg(long, value_name = "N")]
-    licence_lost_after: Option<u32>,
-    /// Simulate a tenant without an Entra ID P1/P2 licence.
-    #[arg(long)]
-    unlicensed: bool,
-    /// Serve usersRegisteredByFeature/Method to app-only tokens (real Graph refuses them).
-    #[arg(long)]
-    app_only_summaries: bool,
-    /// Serve this many tenants (load tests of many-tenant setups): tenant i (from 0)
-    /// has tenant ID `{tenant-id}-{i}` and seed `{seed}+i`; client ID and secret are shared.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    tenants: u32,
-    /// PEM certificate registered on the app: certificate client assertions are verified
-    /// against it.
-    #[arg(long, value_name = "PATH")]
-    certificate: Option<PathBuf>,
+    Simulate(simulate::cli::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -240,21 +148,20 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
-        return simulate_standalone(args).await;
+        simulate::cli::run(args, shutdown_signal()).await?;
+        return Ok(ExitCode::SUCCESS);
     }
-    // In demo mode the simulator must be up before the config can point at it.
-    let demo = if cli.demo {
-        Some(start_demo().await?)
-    } else {
-        None
-    };
     let shard = Shard::new(cli.shard_index, cli.shard_count).map_err(anyhow::Error::msg)?;
-    let mut config = match &demo {
-        Some(sim) => demo_config(sim)?,
-        None => Config::load(&Sources {
+    // In demo mode the simulator must be up before the config can point at it.
+    let (demo, mut config) = if cli.demo {
+        let (sim, config) = start_demo().await?;
+        (Some(sim), config)
+    } else {
+        let config = Config::load(&Sources {
             file: cli.config_file.clone(),
             use_env: true,
-        })?,
+        })?;
+        (None, config)
     };
     let configured = config.tenants.len();
     config.tenants.retain(|t| shard.owns(&t.name));
@@ -348,91 +255,27 @@ async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::
     })
 }
 
-async fn start_demo() -> anyhow::Result<SimServer> {
-    let seed = 42;
-    let sim = SimServer::start(
-        ([127, 0, 0, 1], 0).into(),
-        simulate::demo_config(DEMO_USERS, seed),
-    )
-    .await
-    .context("cannot start the demo simulator on 127.0.0.1")?;
+/// Starts the demo simulator and returns it with the exporter config for it.
+async fn start_demo() -> anyhow::Result<(SimServer, Config)> {
+    let sim_config = simulate::demo_config(DEMO_USERS, DEMO_SEED);
+    let tenant = sim_config.tenants[0].clone();
+    let sim = SimServer::start(([127, 0, 0, 1], 0).into(), sim_config)
+        .await
+        .context("cannot start the demo simulator on 127.0.0.1")?;
     tracing::info!(graph_url = %sim.base_url(), users = DEMO_USERS, "demo: simulated tenant started");
-    Ok(sim)
-}
-
-fn demo_config(sim: &SimServer) -> anyhow::Result<Config> {
-    let url = sim.base_url();
     let reports: Vec<String> = ReportKind::all()
         // Every report but the legacy registration source, which feeds the same families.
         .filter(|r| r.name() != "credential_user_registration_details")
         .map(|r| format!("{:?}", r.name()))
         .collect();
+    // The simulator's config ends inside its [[tenants]] table: the demo's keys follow.
     let text = format!(
-        "refresh_interval = {DEMO_REFRESH:?}\nmax_requests_per_10s = {DEMO_MAX_REQUESTS_PER_10S}\n[[tenants]]\nname = \"demo\"\ntenant_id = {:?}\nclient_id = {:?}\n\
-         client_secret = {:?}\ngraph_url = {url:?}\nlogin_url = {url:?}\nreports = [{}]\n\
-         admins_without_mfa = true\n",
-        simulate::DEMO_TENANT_ID,
-        simulate::DEMO_CLIENT_ID,
-        simulate::DEMO_CLIENT_SECRET,
+        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\n",
+        simulate::cli::exporter_config("demo", &tenant, &sim.base_url(), None),
         reports.join(", "),
     );
-    Ok(Config::from_toml(&text)?)
-}
-
-async fn simulate_standalone(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let certificate = match &args.certificate {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --certificate {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let tenants: Vec<SimTenant> = (0..args.tenants)
-        .map(|i| {
-            let tenant_id = if args.tenants == 1 {
-                args.tenant_id.clone()
-            } else {
-                format!("{}-{i}", args.tenant_id)
-            };
-            let mut tenant = SimTenant::new(
-                tenant_id,
-                args.client_id.clone(),
-                args.client_secret.clone(),
-                args.users,
-                args.seed + u64::from(i),
-            );
-            tenant.licensed = !args.unlicensed;
-            tenant.drift = args.drift;
-            tenant.certificate_pem = certificate.clone();
-            tenant.app_only_summaries = args.app_only_summaries;
-            tenant
-        })
-        .collect();
-    let config = SimConfig {
-        tenants,
-        faults: Faults {
-            throttle_every: args.throttle_every,
-            retry_after: args.retry_after,
-            server_error_every: args.server_error_every,
-            server_error_burst: args.server_error_burst,
-            rate_limit: args.rate_limit.map(|n| RateLimit {
-                retry_after: !args.rate_limit_no_retry_after,
-                ..RateLimit::per_10s(n)
-            }),
-            truncate_every: args.truncate_every,
-            stall_every: args.stall_every,
-            stall: args.stall,
-            revoke_tokens_every: args.revoke_tokens_every,
-            foreign_next_link: args.foreign_next_link,
-            missing_value_every: args.missing_value_every,
-            next_link_loop_every: args.next_link_loop_every,
-            licence_lost_after: args.licence_lost_after,
-        },
-        token_lifetime: args.token_lifetime,
-        ..SimConfig::default()
-    };
-    simulate::serve(args.listen, config, shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
+    let config = Config::from_toml(&text)?;
+    Ok((sim, config))
 }
 
 /// Reloads `--web.config.file` on every SIGHUP; a broken file keeps the previous config.

@@ -1,11 +1,14 @@
 //! The binary's command line: broken configs name the key and exit non-zero,
-//! `--check-config` redacts, and the secret never reaches logs, pages or metrics.
+//! `--check-config` redacts, the secret never reaches logs, pages or metrics, and
+//! `simulate` prints a config that works against it.
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 
 use common::*;
+use entra_mfa_exporter::simulate;
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(binary());
@@ -174,4 +177,91 @@ async fn demo_serves_registration_metrics_within_seconds() {
     })
     .await
     .unwrap();
+}
+
+/// Stops the child by PID when the test ends, passed or not.
+struct StopOnDrop(Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + WAIT;
+        while self.0.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_prints_credentials_and_a_config_that_works() {
+    let mut child = Command::new(binary())
+        .args(["simulate", "--listen", "127.0.0.1:0", "--users", "300"])
+        .env_remove("RUST_LOG")
+        .env_remove("SIMULATE_CLIENT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let sim = StopOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The start-up lines, up to the config's last line (bounded: the reader ends at EOF).
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !lines
+        .last()
+        .is_some_and(|l: &String| l.starts_with("login_url = "))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!(
+                "simulate stopped printing ({e}) after:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    let shown = lines.join("\n");
+    for (what, value) in [
+        ("tenant_id     = ", simulate::DEMO_TENANT_ID),
+        ("client_id     = ", simulate::DEMO_CLIENT_ID),
+        ("client_secret = ", simulate::DEMO_CLIENT_SECRET),
+    ] {
+        assert!(shown.contains(&format!("{what}{value}")), "{shown}");
+    }
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("Exporter config"))
+        .expect("a config header");
+    let snippet = lines[start + 1..].join("\n");
+    assert!(snippet.contains("max_requests_per_10s = 100"), "{snippet}");
+    let (_dir, path) = config_file(&snippet);
+    let out = run_binary(once_args(&path)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "--once failed:\n{stderr}\nconfig:\n{snippet}"
+    );
+    let series = parse_exposition(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        series
+            .iter()
+            .any(|((n, l), v)| n == "entra_users" && l["tenant"] == "sim" && *v > 0.0),
+        "no entra_users for tenant sim"
+    );
+    drop(sim);
 }

@@ -81,7 +81,9 @@ impl GraphClient {
             graph_url: tenant.graph_url.clone(),
             metrics,
             policy,
-            limiter: Arc::new(RateLimiter::new(tenant.max_requests_per_10s)),
+            limiter: Arc::new(
+                RateLimiter::new(tenant.max_requests_per_10s).for_tenant(&tenant.tenant_id),
+            ),
         }
     }
 

@@ -18,12 +18,18 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 /// 150 ms costs 1.5% of the pace and keeps the server-side window satisfied.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(150);
 
+/// Waits for the pace longer than this are logged at info: a refresh is then visibly
+/// held back by `max_requests_per_10s`. Shorter ones are routine and stay quiet.
+pub const LOGGED_WAIT: Duration = Duration::from_secs(1);
+
 /// A sliding-window limiter: [`acquire`](Self::acquire) returns when sending one more
 /// request keeps every window of [`WINDOW`] + [`SAFETY_MARGIN`] at or under the limit.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
+    /// The tenant ID this limiter paces, for its log lines (empty: not known).
+    tenant_id: String,
     /// Send times of the requests in the current window, oldest first. The async mutex
     /// is held while waiting, so waiters are served in arrival order (tokio's mutex is
     /// fair) and none is starved.
@@ -41,8 +47,15 @@ impl RateLimiter {
         Self {
             limit: limit.max(1) as usize,
             window,
+            tenant_id: String::new(),
             sent: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Names the tenant (ID) this limiter paces in its log lines.
+    pub fn for_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = tenant_id.into();
+        self
     }
 
     /// The request limit per window.
@@ -68,7 +81,17 @@ impl RateLimiter {
                 return now.duration_since(started);
             }
             let oldest = *sent.front().expect("the window is full, so not empty");
-            tokio::time::sleep_until(oldest + self.window).await;
+            let until = oldest + self.window;
+            let wait = until.duration_since(now);
+            if wait > LOGGED_WAIT {
+                tracing::info!(
+                    tenant_id = %self.tenant_id,
+                    max_requests_per_10s = self.limit,
+                    "waiting {:.1} s for Graph's pace",
+                    wait.as_secs_f64()
+                );
+            }
+            tokio::time::sleep_until(until).await;
         }
     }
 }
@@ -91,9 +114,9 @@ impl RateLimiters {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map
             .entry(key)
-            .or_insert_with(|| Arc::new(RateLimiter::new(limit)));
+            .or_insert_with(|| Arc::new(RateLimiter::new(limit).for_tenant(tenant_id)));
         if limit < entry.limit() {
-            *entry = Arc::new(RateLimiter::new(limit));
+            *entry = Arc::new(RateLimiter::new(limit).for_tenant(tenant_id));
         }
         entry.clone()
     }
@@ -141,6 +164,67 @@ mod tests {
         }
         got.sort_unstable();
         assert_eq!(got, [0, 0, 10, 10, 20, 20]);
+    }
+
+    /// The info lines logged while `f` runs on this thread.
+    async fn info_lines<F: std::future::Future<Output = ()>>(f: F) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<StdMutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // A current-thread runtime: the whole future runs under this default.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await;
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_over_a_second_are_logged_with_the_limit_and_tenant() {
+        let logs = info_lines(async {
+            let limiter = RateLimiter::with_window(2, Duration::from_secs(10)).for_tenant("t-1");
+            for _ in 0..3 {
+                limiter.acquire().await;
+            }
+        })
+        .await;
+        let lines: Vec<&str> = logs.lines().collect();
+        assert_eq!(lines.len(), 1, "{logs}");
+        assert!(lines[0].contains(" INFO "), "{logs}");
+        assert!(
+            lines[0].contains("waiting 10.0 s for Graph's pace"),
+            "{logs}"
+        );
+        assert!(lines[0].contains("tenant_id=t-1"), "{logs}");
+        assert!(lines[0].contains("max_requests_per_10s=2"), "{logs}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_of_a_second_or_less_stay_quiet() {
+        let logs = info_lines(async {
+            let limiter = RateLimiter::with_window(1, LOGGED_WAIT);
+            let t0 = Instant::now();
+            for _ in 0..3 {
+                limiter.acquire().await;
+            }
+            // It did wait, twice, a second each.
+            assert_eq!(t0.elapsed(), 2 * LOGGED_WAIT);
+        })
+        .await;
+        assert_eq!(logs, "");
     }
 
     #[test]

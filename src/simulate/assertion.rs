@@ -13,7 +13,7 @@ use ring::hmac;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::base64;
+use super::base64url;
 use super::dates::now_unix;
 
 /// The `iss` of federated tokens the simulator mints, as a cluster's OIDC issuer URL.
@@ -76,13 +76,14 @@ fn split(assertion: &str) -> Result<Jwt, Refusal> {
         return Err(bad());
     };
     let json = |seg: &str| {
-        base64::decode(seg).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        base64url::decode_lenient(seg)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     };
     Ok(Jwt {
         header: json(h).filter(|v| v.is_object()).ok_or_else(bad)?,
         claims: json(p).filter(|v| v.is_object()).ok_or_else(bad)?,
         signing_input: format!("{h}.{p}"),
-        signature: base64::decode(s).ok_or_else(bad)?,
+        signature: base64url::decode_lenient(s).ok_or_else(bad)?,
     })
 }
 
@@ -160,8 +161,8 @@ impl Verifier {
             jwt.header.get("x5t#S256").and_then(|v| v.as_str()),
             jwt.header.get("x5t").and_then(|v| v.as_str()),
         ) {
-            (Some(t), _) => base64::decode(t).as_deref() == Some(sha256.as_ref()),
-            (None, Some(t)) => base64::decode(t).as_deref() == Some(sha1.as_ref()),
+            (Some(t), _) => base64url::decode_lenient(t).as_deref() == Some(sha256.as_ref()),
+            (None, Some(t)) => base64url::decode_lenient(t).as_deref() == Some(sha1.as_ref()),
             (None, None) => false,
         };
         if !thumb_ok {
@@ -238,7 +239,7 @@ impl Verifier {
     /// `lifetime_secs` (negative: already expired). HS256 with the simulator's key.
     pub(crate) fn mint_federated(&self, subject: &str, lifetime_secs: i64) -> String {
         let now = now_unix();
-        let header = base64::encode_url(br#"{"alg":"HS256","typ":"JWT","kid":"sim"}"#);
+        let header = base64url::encode_url(br#"{"alg":"HS256","typ":"JWT","kid":"sim"}"#);
         let claims = serde_json::json!({
             "iss": FEDERATED_ISSUER,
             "sub": subject,
@@ -250,10 +251,10 @@ impl Verifier {
         });
         let input = format!(
             "{header}.{}",
-            base64::encode_url(claims.to_string().as_bytes())
+            base64url::encode_url(claims.to_string().as_bytes())
         );
         let tag = hmac::sign(&self.issuer_key, input.as_bytes());
-        format!("{input}.{}", base64::encode_url(tag.as_ref()))
+        format!("{input}.{}", base64url::encode_url(tag.as_ref()))
     }
 
     /// Checks a federated token against the app's federated credential (`subject`;

@@ -5,7 +5,7 @@
 use hyper::Method;
 
 use super::SimReport;
-use super::base64;
+use super::base64url;
 use super::dates::{inner_error_date, now_unix};
 use super::faults::{Injected, PageFaults, retry_after_value};
 use super::filter::{self, Expr};
@@ -366,11 +366,11 @@ pub(crate) fn encode_skiptoken(
     bytes.extend_from_slice(
         &skiptoken_check(seed, tag, t.offset, t.dataset_time, filter).to_le_bytes(),
     );
-    base64::encode_url(&bytes)
+    base64url::encode_url(&bytes)
 }
 
 pub(crate) fn decode_skiptoken(seed: u64, tag: u8, text: &str, filter: &str) -> Option<SkipToken> {
-    let bytes = base64::decode(text)?;
+    let bytes = base64url::decode_lenient(text)?;
     if bytes.len() != 29 || &bytes[..4] != SKIPTOKEN_MAGIC || bytes[4] != SKIPTOKEN_VERSION {
         return None;
     }
@@ -662,10 +662,10 @@ mod tests {
         assert_eq!(decode_skiptoken(8, v1, &s, ""), None);
         assert_eq!(decode_skiptoken(7, Source::Legacy as u8, &s, ""), None);
         assert_eq!(decode_skiptoken(7, v1, &s, "isAdmin eq true"), None);
-        let mut bytes = base64::decode(&s).unwrap();
+        let mut bytes = base64url::decode_lenient(&s).unwrap();
         bytes[5] ^= 1;
         assert_eq!(
-            decode_skiptoken(7, v1, &base64::encode_url(&bytes), ""),
+            decode_skiptoken(7, v1, &base64url::encode_url(&bytes), ""),
             None
         );
         assert_eq!(decode_skiptoken(7, v1, "100", ""), None);

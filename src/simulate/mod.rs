@@ -14,11 +14,13 @@
 //! hyper plumbing, `assertion` the client-assertion checks, `identity` the
 //! managed-identity endpoints; `events` generates registration/reset events,
 //! `functions` serves the rest of the report family (function endpoints and event
-//! collections) and `family_truth` holds their truth.
+//! collections) and `family_truth` holds their truth; [`cli`] is the `simulate`
+//! subcommand. Nothing here uses the rest of the crate.
 
 mod assertion;
-mod base64;
+mod base64url;
 mod body;
+pub mod cli;
 mod dates;
 mod events;
 mod family_truth;
@@ -39,8 +41,6 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use assertion::{FEDERATED_AUDIENCE, FEDERATED_ISSUER};
@@ -290,30 +290,4 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
         tenants: vec![tenant],
         ..SimConfig::default()
     }
-}
-
-/// Runs the simulator on `listen` until `shutdown` completes (the `simulate` subcommand).
-pub async fn serve(
-    listen: SocketAddr,
-    config: SimConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let tenants: Vec<(String, String, u64)> = config
-        .tenants
-        .iter()
-        .map(|t| (t.tenant_id.clone(), t.client_id.clone(), t.users))
-        .collect();
-    let server = SimServer::start(listen, config).await?;
-    tracing::info!(base_url = %server.base_url(), "simulated Graph and token endpoint listening");
-    for (tenant_id, client_id, users) in tenants {
-        tracing::info!(
-            %tenant_id,
-            %client_id,
-            users,
-            "simulated tenant; client secret is the configured one"
-        );
-    }
-    shutdown.await;
-    server.shutdown().await;
-    Ok(())
 }

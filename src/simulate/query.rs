@@ -4,36 +4,30 @@
 //! Clients send `%24top=999` as often as `$top=999` (graph-api.md §2.6), so keys and
 //! values are both decoded; `+` means space as in HTML forms.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// Escaped in the values we emit: everything but RFC 3986's unreserved characters and
+/// `$`, `,`, `'`, `(`, `)`, `:` and `/`, which Graph leaves readable in its own next links.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b',')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b':')
+    .remove(b'/');
+
 /// Decodes `%XX` escapes and `+`. Invalid escapes are kept literally; invalid UTF-8 is
 /// replaced, which real servers also tolerate.
 pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    // `+` first: an escaped `%2B` is a literal plus.
+    percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Splits `a=1&b=2` into decoded pairs, in order. Empty segments are skipped.
@@ -47,30 +41,9 @@ pub(crate) fn parse_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Encodes a query value for a URL we emit; `$`, `,`, `'`, `(`, `)`, `:` and `/` stay
-/// readable as Graph leaves them in its own next links.
+/// Encodes a query value for a URL we emit (see [`QUERY_VALUE`]).
 pub(crate) fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b'$'
-            | b','
-            | b'\''
-            | b'('
-            | b')'
-            | b':'
-            | b'/' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
@@ -85,6 +58,8 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%C3%A9"), "é");
+        assert_eq!(percent_decode("a%2Bb%4"), "a+b%4");
+        assert_eq!(percent_decode("%FF"), "\u{FFFD}");
     }
 
     #[test]
@@ -96,5 +71,10 @@ mod tests {
         assert_eq!(p[3], ("x".into(), "a=b".into()));
         let v = "isMfaCapable eq false and startswith(userPrincipalName,'a&b')";
         assert_eq!(percent_decode(&percent_encode(v)), v);
+        assert_eq!(
+            percent_encode(v),
+            "isMfaCapable%20eq%20false%20and%20startswith(userPrincipalName,'a%26b')"
+        );
+        assert_eq!(percent_encode("$top=9 é~"), "$top%3D9%20%C3%A9~");
     }
 }

@@ -845,13 +845,10 @@ async fn demo_config_and_serve() {
         sim.shutdown().await;
 
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            "127.0.0.1:0".parse().unwrap(),
-            demo_config(10, 1),
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let args = super::cli::parse(&["--listen", "127.0.0.1:0", "--users", "10"]);
+        let task = tokio::spawn(super::cli::run(args, async {
+            let _ = rx.await;
+        }));
         tx.send(()).unwrap();
         task.await.unwrap().unwrap();
     })

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::SimTenant;
 use super::assertion::{Verifier, is_certificate_assertion};
-use super::base64;
+use super::base64url;
 use super::dates::{now_unix, sts_timestamp};
 use super::json;
 use super::query::parse_pairs;
@@ -61,7 +61,7 @@ impl TokenStore {
         for _ in 0..4 {
             bytes.extend_from_slice(&random_u64().to_le_bytes());
         }
-        let token = format!("sim.{}", base64::encode_url(&bytes));
+        let token = format!("sim.{}", base64url::encode_url(&bytes));
         let mut grants = self.grants.lock().expect("token store poisoned");
         if grants.len() > PRUNE_ABOVE {
             let now = Instant::now();
@@ -339,7 +339,7 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = String::from_utf8(base64::decode(value.trim())?).ok()?;
+    let decoded = String::from_utf8(base64url::decode_lenient(value.trim())?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((
         super::query::percent_decode(id),
@@ -469,7 +469,7 @@ mod tests {
     fn basic_auth_and_assertions() {
         let basic = format!(
             "Basic {}",
-            base64::encode_url(b"app:s%7Ecret").replace('-', "+")
+            base64url::encode_url(b"app:s%7Ecret").replace('-', "+")
         );
         let (s, _) = call(
             "contoso.example",
@@ -483,7 +483,7 @@ mod tests {
             r#"{{"aud":"http://x/contoso.example/oauth2/v2.0/token","iss":"app","sub":"app","exp":{}}}"#,
             now_unix() + 300
         );
-        let jwt = format!("e30.{}.c2ln", base64::encode_url(claims.as_bytes()));
+        let jwt = format!("e30.{}.c2ln", base64url::encode_url(claims.as_bytes()));
         let body = format!(
             "client_id=app&{SCOPE}&grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={jwt}"
         );
