@@ -1,33 +1,55 @@
 #!/usr/bin/env python3
 """Writes the Grafana dashboards of entra-mfa-exporter (dashboards/*.json).
 
-The JSON files are generated so that every panel has the same datasource wiring, units,
-thresholds and descriptions; edit this file, run `python3 dashboards/build.py`, and commit
-both. `python3 dashboards/build.py --check` fails when a JSON file differs from what this
-file generates (scripts/test runs it), so the two cannot drift apart.
+Built with Grafana's Foundation SDK (`grafana-foundation-sdk`, pinned in
+dashboards/requirements.txt: the types and builders of Grafana 11.6, schemaVersion 41):
+a panel can only be given options its plugin has, with values from the SDK's enums.
+Edit this file, run `python3 dashboards/build.py`, commit both. `--check` (scripts/test)
+fails when a JSON file differs from what this file writes, or a dashboard breaks the
+convention below where a machine can tell. Every query must return data against a real
+Prometheus scraping `entra-mfa-exporter --demo` (tests/e2e_prometheus.py runs them all).
 
-Every query must return data against a real Prometheus scraping `entra-mfa-exporter
---demo` (tests/e2e_prometheus.py runs them all). Windows are 1h where the exporter's
-counters move once per refresh (reports refresh hourly or slower), so the panels show
-"per hour" figures instead of mostly-empty per-second rates.
+Panel convention (new panels follow it):
+- Title: what is counted and over whom, in sentence case ("Member MFA capable", "Admins
+  without MFA"); "by X" for a breakdown, "per hour" for a counter's increase.
+- Description: what the number is and over which users; the report it comes from when
+  that is not the registration details; the alert that watches it; the config key that
+  turns it on when it is opt-in. Every panel has one (`--check`).
+- Query: on the `datasource` variable (`--check`), selecting `tenant=~"$tenant"` (overview,
+  health) or `tenant="$tenant"` (tenant detail). A share divides by `(... > 0)`, so an
+  empty group is no data rather than NaN. Counters are `increase(...[1h])`: they move once
+  per refresh (hourly or slower), so per-second rates would be mostly empty.
+- Unit (`--check`): `percentunit` for a share (0-1, 1 decimal), `short` for a count
+  (0 decimals), `s` for an age or a duration.
+- Thresholds: a panel showing what an alert watches colours at that alert's threshold,
+  read from the `entra-thresholds` group of deploy/prometheus/rules.yml (THRESHOLDS), not
+  copied: coverage is green from mfa_coverage_target_ratio, orange in the 10 points below,
+  red under that (coverage()); admins without MFA are red above admins_without_mfa; a
+  snapshot is red when older than report_stale_seconds. A panel no alert watches has one
+  colour, or a comment here saying where its steps come from.
+- Layout: a row per question; its panels fill the 24 columns exactly (`--check`).
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DS = {"type": "prometheus", "uid": "${datasource}"}
-SCHEMA_VERSION = 39
-MEMBERS = 'user_type="member"'
+try:
+    import yaml
+    from grafana_foundation_sdk.builders import bargauge, gauge, piechart, prometheus, stat, table, timeseries
+    from grafana_foundation_sdk.builders import common as cb, dashboard as db
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common as cm, dashboard as dm
+    from grafana_foundation_sdk.models.piechart import PieChartLabels, PieChartLegendValues, PieChartType
+    from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+except ImportError as e:
+    sys.exit(f"dashboards/build.py: {e}: run `python3 -m pip install -r dashboards/requirements.txt`")
 
-# Coverage colours: below 80 % red, below the alert target of 90 % orange, else green
-# (the target is entra:threshold:mfa_coverage_target_ratio in deploy/prometheus/rules.yml).
-COVERAGE_STEPS = [
-    {"color": "red", "value": None},
-    {"color": "orange", "value": 0.8},
-    {"color": "green", "value": 0.9},
-]
+HERE = Path(__file__).resolve().parent
+RULES = HERE.parent / "deploy" / "prometheus" / "rules.yml"
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+MEMBERS = 'user_type="member"'
 FEATURE_NAMES = {
     "mfa_registered": "MFA registered",
     "mfa_capable": "MFA capable",
@@ -39,203 +61,131 @@ FEATURE_NAMES = {
 }
 
 
-class Layout:
-    """Places panels left to right on Grafana's 24-column grid, wrapping rows."""
-
-    def __init__(self):
-        self.x, self.y, self.row_h, self.next_id = 0, 0, 0, 1
-
-    def place(self, panel, w, h):
-        if self.x + w > 24:
-            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
-        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
-        panel["id"] = self.next_id
-        self.next_id += 1
-        self.x += w
-        self.row_h = max(self.row_h, h)
-        return panel
-
-    def row(self, title):
-        if self.x:
-            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
-        panel = {
-            "type": "row",
-            "title": title,
-            "collapsed": False,
-            "panels": [],
-            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
-            "id": self.next_id,
-        }
-        self.next_id += 1
-        self.y += 1
-        return panel
+def recorded_thresholds():
+    """The `entra:threshold:NAME` constants (`vector(N)`) of rules.yml, by NAME."""
+    groups = {g["name"]: g["rules"] for g in yaml.safe_load(RULES.read_text())["groups"]}
+    found = {}
+    for rule in groups["entra-thresholds"]:
+        m = re.fullmatch(r"vector\((-?[0-9.]+)\)", str(rule["expr"]).strip())
+        if not m:
+            sys.exit(f"{RULES}: {rule['record']}: expected vector(NUMBER), found {rule['expr']!r}")
+        n = float(m.group(1))
+        found[rule["record"].removeprefix("entra:threshold:")] = int(n) if n.is_integer() else n
+    return found
 
 
-def target(expr, legend="__auto", ref="A", instant=False, table=False):
-    t = {"datasource": DS, "refId": ref, "expr": expr, "legendFormat": legend}
-    if instant:
-        t["instant"] = True
-        t["range"] = False
-    else:
-        t["range"] = True
-    if table:
-        t["format"] = "table"
-    return t
+THRESHOLDS = recorded_thresholds()
 
 
-def thresholds(steps):
-    return {"mode": "absolute", "steps": steps}
+def steps(*pairs):
+    """Absolute thresholds from (value, colour) pairs, the first with value None (the base)."""
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps([dm.Threshold(value=v, color=c) for v, c in pairs])
 
 
-def field_defaults(unit, steps=None, min_=None, max_=None, decimals=None, custom=None):
-    d = {"unit": unit, "thresholds": thresholds(steps or [{"color": "green", "value": None}])}
-    d["color"] = {"mode": "thresholds"} if steps else {"mode": "palette-classic"}
-    if min_ is not None:
-        d["min"] = min_
-    if max_ is not None:
-        d["max"] = max_
-    if decimals is not None:
-        d["decimals"] = decimals
-    if custom is not None:
-        d["custom"] = custom
-    return d
+def coverage():
+    target = THRESHOLDS["mfa_coverage_target_ratio"]
+    return steps((None, "red"), (round(target - 0.1, 6), "orange"), (target, "green"))
 
 
-def reduce_last():
-    return {"calcs": ["lastNotNull"], "fields": "", "values": False}
+def red_above(threshold):
+    """Green up to `threshold`, red from the next whole number (for counts)."""
+    return steps((None, "green"), (threshold + 1, "red"))
 
 
-def panel(kind, title, description, targets, defaults, options, transformations=None):
-    p = {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "targets": targets,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": options,
-    }
-    if transformations:
-        p["transformations"] = transformations
+def query(expr, legend="__auto", ref="A", instant=False, table=False):
+    q = prometheus.Dataquery().datasource(DS).ref_id(ref).expr(expr).legend_format(legend)
+    q = q.instant() if instant else q.range()
+    return q.format(PromQueryFormat.TABLE) if table else q
+
+
+def table_queries(*exprs):
+    """An instant table query per expression, refIds A, B, ...: a merged table's columns."""
+    return [query(e, ref=chr(ord("A") + i), instant=True, table=True) for i, e in enumerate(exprs)]
+
+
+def column_names(*names):
+    """`Value #A`, `Value #B`, ... (the columns of table_queries() once merged) renamed to `names`."""
+    return {f"Value #{chr(ord('A') + i)}": name for i, name in enumerate(names)}
+
+
+def panel(p, title, size, description, targets, unit, thresholds=None, min_=None, max_=None, decimals=None, color=None):
+    """Sets what every panel has. Colours follow the thresholds when there are any, else
+    the classic palette, unless `color` says otherwise."""
+    p.title(title).span(size[0]).height(size[1]).description(description).datasource(DS).targets(targets).unit(unit)
+    p.thresholds(thresholds or steps((None, "green")))
+    color = color or (dm.FieldColorModeId.THRESHOLDS if thresholds else dm.FieldColorModeId.PALETTE_CLASSIC)
+    p.color_scheme(db.FieldColor().mode(color))
+    for value, setter in ((min_, p.min), (max_, p.max), (decimals, p.decimals)):
+        if value is not None:
+            setter(value)
     return p
 
 
-def gauge(title, description, targets):
-    return panel(
-        "gauge",
-        title,
-        description,
-        targets,
-        field_defaults("percentunit", COVERAGE_STEPS, 0, 1, 1),
-        {
-            "reduceOptions": reduce_last(),
-            "orientation": "auto",
-            "showThresholdLabels": False,
-            "showThresholdMarkers": True,
-            "minVizHeight": 75,
-            "minVizWidth": 75,
-            "sizing": "auto",
-        },
-    )
+def last():
+    return cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
 
 
-def stat(title, description, targets, unit="short", steps=None, decimals=None, min_=None, max_=None):
-    return panel(
-        "stat",
-        title,
-        description,
-        targets,
-        field_defaults(unit, steps, min_, max_, decimals),
-        {
-            "reduceOptions": reduce_last(),
-            "orientation": "auto",
-            "colorMode": "value" if steps else "none",
-            "graphMode": "none",
-            "justifyMode": "auto",
-            "textMode": "auto",
-            "wideLayout": True,
-            "showPercentChange": False,
-        },
-    )
+def share_gauge(title, size, description, expr):
+    """A gauge per tenant of a share, coloured by coverage()."""
+    p = gauge.Panel().reduce_options(last()).orientation(cm.VizOrientation.AUTO).sizing(cm.BarGaugeSizing.AUTO)
+    return panel(p, title, size, description, [query(expr, "{{tenant}}", instant=True)], "percentunit", coverage(), 0, 1, 1)
 
 
-def timeseries(title, description, targets, unit, min_=None, max_=None, steps=None, stack=False, bars=False):
-    custom = {
-        "drawStyle": "bars" if bars else "line",
-        "lineWidth": 1,
-        "fillOpacity": 60 if bars else 10,
-        "showPoints": "never",
-        "spanNulls": True,
-        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-        "axisSoftMin": 0,
-    }
-    if steps:
-        custom["thresholdsStyle"] = {"mode": "dashed"}
-    defaults = field_defaults(unit, steps, min_, max_, custom=custom)
-    defaults["color"] = {"mode": "palette-classic"}
-    return panel(
-        "timeseries",
-        title,
-        description,
-        targets,
-        defaults,
-        {
-            "legend": {"displayMode": "table", "placement": "right", "showLegend": True, "calcs": ["lastNotNull"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-    )
+def stat_panel(title, size, description, expr, legend, unit="short", thresholds=None, decimals=0, min_=None, max_=None):
+    p = stat.Panel().reduce_options(last()).orientation(cm.VizOrientation.AUTO).graph_mode(cm.BigValueGraphMode.NONE)
+    p.color_mode(cm.BigValueColorMode.VALUE if thresholds else cm.BigValueColorMode.NONE)
+    p.justify_mode(cm.BigValueJustifyMode.AUTO).text_mode(cm.BigValueTextMode.AUTO)
+    return panel(p, title, size, description, [query(expr, legend, instant=True)], unit, thresholds, min_, max_, decimals)
 
 
-def bargauge(title, description, targets, unit, steps=None, min_=None, max_=None, decimals=None):
-    return panel(
-        "bargauge",
-        title,
-        description,
-        targets,
-        field_defaults(unit, steps, min_, max_, decimals),
-        {
-            "reduceOptions": reduce_last(),
-            "orientation": "horizontal",
-            "displayMode": "gradient",
-            "valueMode": "color",
-            "namePlacement": "auto",
-            "showUnfilled": True,
-            "sizing": "auto",
-            "minVizHeight": 16,
-            "minVizWidth": 8,
-            "maxVizHeight": 300,
-        },
-    )
+def share_stat(title, size, description, expr, thresholds=None, legend="{{tenant}}"):
+    return stat_panel(title, size, description, expr, legend, "percentunit", thresholds or coverage(), 1, 0, 1)
 
 
-def counts(title, description, expr, legend, steps=None):
-    """A bar gauge of user or event counts from one instant query."""
-    return bargauge(title, description, [target(expr, legend, instant=True)], "short", steps, decimals=0)
+def series(title, size, description, expr, legend, unit="short", min_=0, max_=None, thresholds=None, stack=False):
+    """A time series of one range query, on a dashed line at its thresholds if it has any."""
+    p = timeseries.Panel().draw_style(cm.GraphDrawStyle.LINE).line_width(1).fill_opacity(10).show_points(cm.VisibilityMode.NEVER)
+    p.span_nulls(True).axis_soft_min(0)
+    p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL if stack else cm.StackingMode.NONE).group("A"))
+    if thresholds:
+        p.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
+    table_legend = cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.RIGHT).show_legend(True)
+    p.legend(table_legend.calcs(["lastNotNull"]))
+    p.tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+    targets = [query(expr, legend)]
+    return panel(p, title, size, description, targets, unit, thresholds, min_, max_, color=dm.FieldColorModeId.PALETTE_CLASSIC)
 
 
-def table(title, description, targets, unit, transformations, steps=None, decimals=None, overrides=None):
-    defaults = field_defaults(unit, steps, decimals=decimals)
-    p = panel(
-        "table",
-        title,
-        description,
-        targets,
-        defaults,
-        {"showHeader": True, "cellHeight": "sm", "frameIndex": 0},
-        transformations,
-    )
-    if steps:
-        defaults["custom"] = {"cellOptions": {"type": "color-background", "mode": "basic"}}
-    if overrides:
-        p["fieldConfig"]["overrides"] = overrides
-    return p
+def bars(title, size, description, expr, legend, unit="short", thresholds=None, min_=None, max_=None, decimals=0):
+    """Horizontal bars of one instant query: counts, unless told otherwise."""
+    p = bargauge.Panel().reduce_options(last()).orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.GRADIENT)
+    p.value_mode(cm.BarGaugeValueMode.COLOR).name_placement(cm.BarGaugeNamePlacement.AUTO).sizing(cm.BarGaugeSizing.AUTO)
+    return panel(p, title, size, description, [query(expr, legend, instant=True)], unit, thresholds, min_, max_, decimals)
 
 
-def override(name, props):
-    return {
-        "matcher": {"id": "byName", "options": name},
-        "properties": [{"id": k, "value": v} for k, v in props.items()],
-    }
+def share_bars(title, size, description, expr, legend):
+    return bars(title, size, description, expr, legend, "percentunit", coverage(), 0, 1, 1)
+
+
+def transform(kind, **options):
+    return dm.DataTransformerConfig(id_val=kind, options=options)
+
+
+def merged(columns, exclude, first=()):
+    """Merges a table's queries into one row per series: `columns` renames `Value #A` ...,
+    `first` puts labels before them, `exclude` hides labels."""
+    order = {name: i for i, name in enumerate([*first, *columns])}
+    return [transform("merge"), transform("organize", excludeByName=dict.fromkeys(exclude, True), indexByName=order, renameByName=columns)]
+
+
+def table_panel(title, size, description, targets, unit, transformations, thresholds=None, decimals=None, overrides=()):
+    """A table; with thresholds its cells are coloured by them. `overrides`: (column, {property: value})."""
+    p = table.Panel().cell_height(cm.TableCellHeight.SM).transformations(transformations)
+    if thresholds:
+        p.cell_options(cm.TableColoredBackgroundCellOptions(mode=cm.TableCellBackgroundDisplayMode.BASIC))
+    for name, props in overrides:
+        p.override_by_name(name, [dm.DynamicConfigValue(id_val=k, value=v) for k, v in props.items()])
+    return panel(p, title, size, description, targets, unit, thresholds, decimals=decimals)
 
 
 def ratio(feature, sel, by="tenant"):
@@ -255,750 +205,352 @@ def admins_without_mfa(sel, by=""):
     )
 
 
-def coverage_by_feature(sel):
-    """PromQL: per feature, the share of the users matching `sel` for whom it holds."""
+def coverage_by_feature(sel, features=None):
+    """PromQL: per feature (those matching the regex `features`, or all), the share of the
+    users matching `sel` for whom it holds."""
+    only = f', feature=~"{features}"' if features else ""
     return (
-        f"sum by (feature) (entra_users_with_feature{{{sel}}})\n"
+        f"sum by (feature) (entra_users_with_feature{{{sel}{only}}})\n"
         f"  / ignoring (feature) group_left ()\n  (sum(entra_users{{{sel}}}) > 0)"
     )
 
 
-def admins_without_mfa_stat(sel, description):
-    return stat(
-        "Admins without MFA",
-        description,
-        [target(admins_without_mfa(sel), "admins without MFA", instant=True)],
-        steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
-        decimals=0,
+def admins_without_mfa_stat(sel, size, description):
+    threshold = red_above(THRESHOLDS["admins_without_mfa"])
+    return stat_panel("Admins without MFA", size, description, admins_without_mfa(sel), "admins without MFA", thresholds=threshold)
+
+
+def member_coverage_by_feature(sel, size, description):
+    return series("Member coverage by feature", size, description, coverage_by_feature(sel), "{{feature}}", "percentunit", max_=1)
+
+
+def tenant_variable(metric, multi):
+    v = db.QueryVariable("tenant").label("Tenant").description("The exporter's `tenant` label (the `name` of the tenant in its config).")
+    v.datasource(DS).query({"query": f"label_values({metric}, tenant)", "refId": "tenant"}).hide(dm.VariableHide.DONT_HIDE)
+    v.refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).regex("").sort(dm.VariableSort.ALPHABETICAL_ASC).options([])
+    v.multi(multi).include_all(multi)
+    return v.all_value(".*") if multi else v
+
+
+def dashboard(uid, title, description, tags, tenant_var, sections, refresh="5m", time_from="now-7d"):
+    """A dashboard of `sections`, (row title, panels) pairs; the SDK lays the panels out
+    left to right, a new line when one is full."""
+    d = db.Dashboard(title).uid(uid).description(description).tags(["entra", "mfa", *tags]).editable().version(1)
+    d.tooltip(dm.DashboardCursorSync.CROSSHAIR).refresh(refresh).time(time_from, "now").timezone(cm.TimeZoneBrowser)
+    d.fiscal_year_start_month(0).live_now(False).week_start("")
+    grafana = dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")
+    d.annotation(
+        db.AnnotationQuery().name("Annotations & Alerts").type("dashboard").built_in(1).datasource(grafana).enable(True).hide(True)
+        .icon_color("rgba(0, 211, 255, 1)")
     )
-
-
-def member_coverage_by_feature(sel, description):
-    return timeseries(
-        "Member coverage by feature",
-        description,
-        [target(coverage_by_feature(sel), "{{feature}}")],
-        "percentunit",
-        0,
-        1,
+    d.link(
+        db.DashboardLink("Entra dashboards").type(dm.DashboardLinkType.DASHBOARDS).tags(["entra"]).as_dropdown(True).include_vars(True)
+        .keep_time(True).icon("external link").target_blank(False).tooltip("").url("")
     )
-
-
-def datasource_var():
-    return {
-        "type": "datasource",
-        "name": "datasource",
-        "label": "Data source",
-        "query": "prometheus",
-        "hide": 0,
-        "refresh": 1,
-        "regex": "",
-        "options": [],
-        "skipUrlSync": False,
-    }
-
-
-def tenant_var(metric, multi):
-    v = {
-        "type": "query",
-        "name": "tenant",
-        "label": "Tenant",
-        "description": "The exporter's `tenant` label (the `name` of the tenant in its config).",
-        "datasource": DS,
-        "query": {"query": f"label_values({metric}, tenant)", "refId": "tenant"},
-        "hide": 0,
-        "refresh": 2,
-        "regex": "",
-        "sort": 1,
-        "multi": multi,
-        "includeAll": multi,
-        "options": [],
-        "skipUrlSync": False,
-    }
-    if multi:
-        v["allValue"] = ".*"
-    return v
-
-
-def dashboard(uid, title, description, tags, variables, panels, refresh="5m", time_from="now-7d"):
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["entra", "mfa"] + tags,
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "refresh": refresh,
-        "time": {"from": time_from, "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "weekStart": "",
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                }
-            ]
-        },
-        "links": [
-            {
-                "type": "dashboards",
-                "tags": ["entra"],
-                "asDropdown": True,
-                "title": "Entra dashboards",
-                "includeVars": True,
-                "keepTime": True,
-                "icon": "external link",
-                "targetBlank": False,
-                "tooltip": "",
-                "url": "",
-            }
-        ],
-        "templating": {"list": [datasource_var()] + variables},
-        "panels": panels,
-    }
+    d.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus").hide(dm.VariableHide.DONT_HIDE).regex(""))
+    d.with_variable(tenant_var)
+    for row, panels in sections:
+        d.with_row(db.Row(row))
+        for p in panels:
+            d.with_panel(p)
+    built = d.build()
+    for i, p in enumerate(built.panels, 1):
+        p.id_val = i
+        # The SDK writes out the table-wide footer that Grafana 12 replaced with a per-field
+        # one: Grafana 13's schema (the tsc check in dashboards/check/) has no options.footer.
+        if p.type_val == "table":
+            p.options.footer = None
+    for v in built.templating.list_val:
+        # Interval-variable fields the SDK writes on every variable; Grafana 13's have none.
+        v.auto = v.auto_min = v.auto_count = None
+    return built
 
 
 def overview():
-    lay = Layout()
-    sel = f'tenant=~"$tenant", {MEMBERS}'
-    panels = [lay.row("Coverage now")]
-    gauges = [
-        ("mfa_capable", "Member MFA capable", "Share of member users who are MFA capable: registered a strong method allowed by policy. The alerts EntraMfaCoverageBelowTarget and EntraMfaCoverageDropped watch this ratio."),
-        ("mfa_registered", "Member MFA registered", "Share of member users who registered at least one MFA method."),
-        ("sspr_capable", "Member SSPR capable", "Share of member users who are registered for and allowed to use self-service password reset."),
-        ("passwordless_capable", "Member passwordless capable", "Share of member users who registered a passwordless method (passkey, Windows Hello, Authenticator phone sign-in) allowed by policy."),
-    ]
-    for feature, title, desc in gauges:
-        panels.append(lay.place(gauge(title, desc + " One gauge per tenant.", [target(ratio(feature, sel), "{{tenant}}", instant=True)]), 5, 7))
-    panels.append(
-        lay.place(
+    t = 'tenant=~"$tenant"'
+    sel = f"{t}, {MEMBERS}"
+    per_tenant = " One gauge per tenant."
+    tenants = column_names("Users", "Members MFA capable", "Members SSPR capable", "Members passwordless capable", "Admins without MFA")
+    count = {"unit": "short", "decimals": 0}
+    description = "MFA, SSPR and passwordless coverage across every tenant the entra-mfa-exporter watches."
+    return dashboard("entra-mfa-overview", "Entra MFA overview", description, ["overview"], tenant_variable("entra_users", multi=True), [
+        ("Coverage now", [
+            share_gauge(
+                "Member MFA capable", (5, 7),
+                "Share of member users who are MFA capable: registered a strong method allowed by policy. The alerts EntraMfaCoverageBelowTarget and EntraMfaCoverageDropped watch this ratio." + per_tenant,
+                ratio("mfa_capable", sel),
+            ),
+            share_gauge("Member MFA registered", (5, 7), "Share of member users who registered at least one MFA method." + per_tenant, ratio("mfa_registered", sel)),
+            share_gauge(
+                "Member SSPR capable", (5, 7),
+                "Share of member users who are registered for and allowed to use self-service password reset." + per_tenant,
+                ratio("sspr_capable", sel),
+            ),
+            share_gauge(
+                "Member passwordless capable", (5, 7),
+                "Share of member users who registered a passwordless method (passkey, Windows Hello, Authenticator phone sign-in) allowed by policy." + per_tenant,
+                ratio("passwordless_capable", sel),
+            ),
             admins_without_mfa_stat(
-                'tenant=~"$tenant"',
-                "Users holding an admin role (members and guests) who are not MFA capable, summed over the selected tenants. EntraAdminWithoutMfa fires above 0.",
+                t, (4, 7),
+                "Users holding an admin role (members and guests) who are not MFA capable, summed over the selected tenants. "
+                f"EntraAdminWithoutMfa fires above {THRESHOLDS['admins_without_mfa']}.",
             ),
-            4,
-            7,
-        )
-    )
-    panels.append(lay.row("Coverage over time"))
-    panels.append(
-        lay.place(
-            timeseries(
-                "Member MFA capable by tenant",
-                "Share of member users who are MFA capable, per tenant. Steps follow report refreshes (hourly by default); a fall of more than 5 points against a week earlier fires EntraMfaCoverageDropped.",
-                [target(ratio("mfa_capable", sel), "{{tenant}}")],
-                "percentunit",
-                0,
-                1,
-                COVERAGE_STEPS,
+        ]),
+        ("Coverage over time", [
+            series(
+                "Member MFA capable by tenant", (12, 9),
+                "Share of member users who are MFA capable, per tenant. Steps follow report refreshes (hourly by default); "
+                f"a fall of more than {THRESHOLDS['mfa_coverage_drop_points']} points against a week earlier fires EntraMfaCoverageDropped.",
+                ratio("mfa_capable", sel), "{{tenant}}", "percentunit", max_=1, thresholds=coverage(),
             ),
-            12,
-            9,
-        )
-    )
-    panels.append(
-        lay.place(
-            member_coverage_by_feature(sel, "Share of member users of all selected tenants together for whom each feature holds."),
-            12,
-            9,
-        )
-    )
-    panels.append(lay.row("Weakest tenants"))
-    panels.append(
-        lay.place(
-            bargauge(
-                "Weakest tenants: member MFA capable",
-                "The ten selected tenants with the lowest share of MFA-capable members.",
-                [target(f"bottomk(10,\n  {ratio('mfa_capable', sel)}\n)", "{{tenant}}", instant=True)],
-                "percentunit",
-                COVERAGE_STEPS,
-                0,
-                1,
-                1,
+            member_coverage_by_feature(sel, (12, 9), "Share of member users of all selected tenants together for whom each feature holds."),
+        ]),
+        ("Weakest tenants", [
+            share_bars(
+                "Weakest tenants: member MFA capable", (10, 9), "The ten selected tenants with the lowest share of MFA-capable members.",
+                f"bottomk(10,\n  {ratio('mfa_capable', sel)}\n)", "{{tenant}}",
             ),
-            10,
-            9,
-        )
-    )
-    panels.append(
-        lay.place(
-            table(
-                "Tenants",
-                "Every selected tenant: users, member coverage per feature and admins without MFA. Sort by a column to find the weakest.",
-                [
-                    target(f'sum by (tenant) (entra_users{{tenant=~"$tenant"}})', ref="A", instant=True, table=True),
-                    target(ratio("mfa_capable", sel), ref="B", instant=True, table=True),
-                    target(ratio("sspr_capable", sel), ref="C", instant=True, table=True),
-                    target(ratio("passwordless_capable", sel), ref="D", instant=True, table=True),
-                    target(admins_without_mfa('tenant=~"$tenant"', by="tenant"), ref="E", instant=True, table=True),
-                ],
-                "percentunit",
-                [
-                    {"id": "merge", "options": {}},
-                    {
-                        "id": "organize",
-                        "options": {
-                            "excludeByName": {"Time": True},
-                            "indexByName": {"tenant": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3, "Value #D": 4, "Value #E": 5},
-                            "renameByName": {
-                                "Value #A": "Users",
-                                "Value #B": "Members MFA capable",
-                                "Value #C": "Members SSPR capable",
-                                "Value #D": "Members passwordless capable",
-                                "Value #E": "Admins without MFA",
-                            },
-                        },
-                    },
-                ],
-                decimals=1,
-                overrides=[
-                    override("Users", {"unit": "short", "decimals": 0}),
-                    override("Admins without MFA", {"unit": "short", "decimals": 0}),
-                ],
+            table_panel(
+                "Tenants", (14, 9), "Every selected tenant: users, member coverage per feature and admins without MFA. Sort by a column to find the weakest.",
+                table_queries(
+                    f"sum by (tenant) (entra_users{{{t}}})", ratio("mfa_capable", sel), ratio("sspr_capable", sel), ratio("passwordless_capable", sel),
+                    admins_without_mfa(t, by="tenant"),
+                ),
+                "percentunit", merged(tenants, ["Time"], first=["tenant"]), decimals=1, overrides=[("Users", count), ("Admins without MFA", count)],
             ),
-            14,
-            9,
-        )
-    )
-    return dashboard(
-        "entra-mfa-overview",
-        "Entra MFA overview",
-        "MFA, SSPR and passwordless coverage across every tenant the entra-mfa-exporter watches.",
-        ["overview"],
-        [tenant_var("entra_users", multi=True)],
-        panels,
-    )
+        ]),
+    ])
 
 
-def usage_and_summary_rows(lay, t):
+def usage_and_summary_sections(t):
     """Tenant-detail rows on the reports besides the registration details: SSPR and
     registration activity (credential_usage_summary, user_credential_usage_details,
     user_events_summary), the opt-in admin list, and the count and summary reports. A
     tenant that does not enable a report shows "No data" there; each description names
     the report to enable."""
     act = f"entra_credential_usage_activities{{{t}"
-    failure_steps = [{"color": "green", "value": None}, {"color": "orange", "value": 0.1}, {"color": "red", "value": 0.25}]
-    panels = [lay.row("Self-service password reset and registration activity")]
-    panels.append(
-        lay.place(
-            stat(
-                "SSPR reset failure rate",
-                "Share of self-service password resets that failed in the usage period (`usage_period`, default 30 days). From the credential_usage_summary report.",
-                [target(f'sum({act}, feature="reset", result="failure"}})\n  / (sum({act}, feature="reset"}}) > 0)', "failure rate", instant=True)],
-                "percentunit",
-                failure_steps,
-                1,
-                0,
-                1,
+    labels = {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True}
+    summary = "per queried user type and role, from Microsoft's own summary"
+    usage = "From the credential_usage_summary report."
+    return [
+        ("Self-service password reset and registration activity", [
+            share_stat(
+                "SSPR reset failure rate", (4, 8),
+                f"Share of self-service password resets that failed in the usage period (`usage_period`, default 30 days). {usage}",
+                f'sum({act}, feature="reset", result="failure"}})\n  / (sum({act}, feature="reset"}}) > 0)',
+                # No alert watches reset failures: orange from one in ten, red from one in four.
+                steps((None, "green"), (0.1, "orange"), (0.25, "red")), "failure rate",
             ),
-            4,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "SSPR resets by result",
-                "Self-service password resets in the usage period, by result. From the credential_usage_summary report.",
-                f'sum by (result) ({act}, feature="reset"}})',
-                "{{result}}",
+            bars(
+                "SSPR resets by result", (6, 8), f"Self-service password resets in the usage period, by result. {usage}",
+                f'sum by (result) ({act}, feature="reset"}})', "{{result}}",
             ),
-            6,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "SSPR reset failures by method",
-                "Failed self-service password resets in the usage period, by the method used to verify: a method that fails often needs looking at (lost phones, outdated numbers). From the credential_usage_summary report.",
-                f'sort_desc(sum by (method) ({act}, feature="reset", result="failure"}}))',
-                "{{method}}",
-                [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+            bars(
+                "SSPR reset failures by method", (7, 8),
+                f"Failed self-service password resets in the usage period, by the method used to verify: a method that fails often needs looking at (lost phones, outdated numbers). {usage}",
+                # Any failure is red: no alert watches them.
+                f'sort_desc(sum by (method) ({act}, feature="reset", result="failure"}}))', "{{method}}", thresholds=red_above(0),
             ),
-            7,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "Activity by feature and result",
-                "Registrations, resets and password changes in the usage period, by result. From the credential_usage_summary report.",
-                f"sum by (feature, result) ({act}}})",
-                "{{feature}} {{result}}",
+            bars(
+                "Activity by feature and result", (7, 8), f"Registrations, resets and password changes in the usage period, by result. {usage}",
+                f"sum by (feature, result) ({act}}})", "{{feature}} {{result}}",
             ),
-            7,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Usage events by feature and result",
+            series(
+                "Usage events by feature and result", (12, 8),
                 "Registration and reset events the per-user usage reports returned (user_credential_usage_details, or its successor user_events_summary), by report, feature and result.",
-                [target(f"sum by (source, feature, result) (entra_credential_usage_events{{{t}}})", "{{source}} {{feature}} {{result}}")],
-                "short",
-                0,
+                f"sum by (source, feature, result) (entra_credential_usage_events{{{t}}})", "{{source}} {{feature}} {{result}}",
             ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            table(
-                "Time since the last event",
+            table_panel(
+                "Time since the last event", (12, 8),
                 "How long ago the newest event of each feature and result happened, per usage report. A long-quiet reset failure is good news; a long-quiet success may mean SSPR is not used.",
-                [target(f"time() - entra_credential_usage_last_event_timestamp_seconds{{{t}}}", instant=True, table=True)],
-                "s",
-                [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True}, "renameByName": {"Value": "Since last event"}}}],
+                [query(f"time() - entra_credential_usage_last_event_timestamp_seconds{{{t}}}", instant=True, table=True)], "s",
+                [transform("organize", excludeByName=labels, renameByName={"Value": "Since last event"})],
             ),
-            12,
-            8,
-        )
-    )
-    panels.append(lay.row("Opt-in and summary reports"))
-    panels.append(
-        lay.place(
-            table(
-                "Admins without MFA (list)",
+        ]),
+        ("Opt-in and summary reports", [
+            table_panel(
+                "Admins without MFA (list)", (8, 10),
                 "Each user holding an admin role who is not MFA capable, by user principal name. Only for tenants with `admins_without_mfa = true`, at most `max_listed_admins` (default 100).",
-                [target(f"entra_admin_without_mfa_info{{{t}}}", instant=True, table=True)],
-                "short",
-                [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True, "Value": True}, "renameByName": {"user_principal_name": "User principal name"}}}],
+                [query(f"entra_admin_without_mfa_info{{{t}}}", instant=True, table=True)], "short",
+                [transform("organize", excludeByName={**labels, "Value": True}, renameByName={"user_principal_name": "User principal name"})],
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(
-        lay.place(
-            bargauge(
-                "Registration counts",
+            share_bars(
+                "Registration counts", (8, 10),
                 "Share of all users registered, enabled and capable for SSPR, MFA registered and passwordless capable, as counted by Microsoft (credential_user_registration_count report).",
-                [target(f"entra_credential_registration_users{{{t}}}\n  / on (tenant) group_left ()\n  (entra_credential_registration_total_users{{{t}}} > 0)", "{{status}}", instant=True)],
-                "percentunit",
-                COVERAGE_STEPS,
-                0,
-                1,
-                1,
+                f"entra_credential_registration_users{{{t}}}\n  / on (tenant) group_left ()\n"
+                f"  (entra_credential_registration_total_users{{{t}}} > 0)",
+                "{{status}}",
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(
-        lay.place(
-            bargauge(
-                "Summary: features",
-                "Share of users for whom each feature holds, per queried user type and role, from Microsoft's own summary (users_registered_by_feature; delegated permission only).",
-                [
-                    target(
-                        f"entra_summary_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
-                        f'  (entra_summary_users{{{t}, report="users_registered_by_feature"}} > 0)',
-                        "{{user_types}}/{{user_roles}} {{feature}}",
-                        instant=True,
-                    )
-                ],
-                "percentunit",
-                COVERAGE_STEPS,
-                0,
-                1,
-                1,
+            share_bars(
+                "Summary: features", (8, 10), f"Share of users for whom each feature holds, {summary} (users_registered_by_feature; delegated permission only).",
+                f"entra_summary_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
+                f'  (entra_summary_users{{{t}, report="users_registered_by_feature"}} > 0)',
+                "{{user_types}}/{{user_roles}} {{feature}}",
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "Summary: methods",
-                "Users with each method registered, per queried user type and role, from Microsoft's own summary (users_registered_by_method; delegated permission only).",
-                f"sort_desc(entra_summary_users_with_method{{{t}}})",
-                "{{user_types}}/{{user_roles}} {{method}}",
+            bars(
+                "Summary: methods", (24, 10), f"Users with each method registered, {summary} (users_registered_by_method; delegated permission only).",
+                f"sort_desc(entra_summary_users_with_method{{{t}}})", "{{user_types}}/{{user_roles}} {{method}}",
             ),
-            24,
-            10,
-        )
-    )
-    return panels
+        ]),
+    ]
 
 
 def tenant_detail():
-    lay = Layout()
     t = 'tenant="$tenant"'
     sel = f"{t}, {MEMBERS}"
     admins = f'{t}, role="admin"'
-    panels = [lay.row("Coverage now")]
-    panels.append(lay.place(stat("Users", "Users in the registration report (Graph leaves out disabled users).", [target(f"sum(entra_users{{{t}}})", "users", instant=True)], decimals=0), 4, 5))
-    for feature, title in [("mfa_capable", "Members MFA capable"), ("mfa_registered", "Members MFA registered"), ("sspr_capable", "Members SSPR capable"), ("passwordless_capable", "Members passwordless capable")]:
-        panels.append(lay.place(stat(title, f"Share of member users who are {FEATURE_NAMES[feature]}.", [target(ratio(feature, sel, by="tenant"), "{{tenant}}", instant=True)], "percentunit", COVERAGE_STEPS, 1, 0, 1), 4, 5))
-    panels.append(
-        lay.place(
-            stat(
-                "Admins MFA capable",
-                "Share of users holding an admin role (members and guests) who are MFA capable; every admin should be.",
-                [target(ratio("mfa_capable", admins), "{{tenant}}", instant=True)],
-                "percentunit",
-                [{"color": "red", "value": None}, {"color": "green", "value": 1}],
-                1,
-                0,
-                1,
-            ),
-            4,
-            5,
-        )
+    by_group = (
+        f"label_join(\n  sum by (user_type, role, feature) (entra_users_with_feature{{{t}}})\n    / ignoring (feature) group_left ()\n"
+        f'  (sum by (user_type, role) (entra_users{{{t}}}) > 0),\n  "group", " / ", "user_type", "role"\n)'
     )
-    panels.append(lay.row("By user type and role"))
-    panels.append(
-        lay.place(
-            table(
-                "Features by user type and role",
+    pie = piechart.Panel().reduce_options(last()).pie_type(PieChartType.DONUT).display_labels([PieChartLabels.PERCENT])
+    pie.legend(
+        piechart.PieChartLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.RIGHT).show_legend(True)
+        .values([PieChartLegendValues.VALUE, PieChartLegendValues.PERCENT]).calcs([])
+    )
+    pie.tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.SINGLE).sort(cm.SortOrder.NONE))
+    member_shares = {"mfa_capable": "MFA capable", "mfa_registered": "MFA registered", "sspr_capable": "SSPR capable", "passwordless_capable": "passwordless capable"}
+    description = "One tenant in detail: features by user type and role, registered and preferred methods, admins and the trend."
+    return dashboard("entra-mfa-tenant", "Entra MFA tenant detail", description, ["tenant"], tenant_variable("entra_users", multi=False), [
+        ("Coverage now", [
+            stat_panel("Users", (4, 5), "Users in the registration report (Graph leaves out disabled users).", f"sum(entra_users{{{t}}})", "users"),
+            *[share_stat(f"Members {name}", (4, 5), f"Share of member users who are {FEATURE_NAMES[f]}.", ratio(f, sel)) for f, name in member_shares.items()],
+            # Every admin should be MFA capable: EntraAdminWithoutMfa fires on the first one who is not.
+            share_stat(
+                "Admins MFA capable", (4, 5), "Share of users holding an admin role (members and guests) who are MFA capable; every admin should be.",
+                ratio("mfa_capable", admins), steps((None, "red"), (1, "green")),
+            ),
+        ]),
+        ("By user type and role", [
+            table_panel(
+                "Features by user type and role", (16, 8),
                 "For each user type and role (`unknown` role: Graph did not say whether the user is an admin), the share of its users for whom each feature holds.",
+                [query(by_group, instant=True, table=True)], "percentunit",
                 [
-                    target(
-                        f'label_join(\n  sum by (user_type, role, feature) (entra_users_with_feature{{{t}}})\n    / ignoring (feature) group_left ()\n  (sum by (user_type, role) (entra_users{{{t}}}) > 0),\n  "group", " / ", "user_type", "role"\n)',
-                        instant=True,
-                        table=True,
-                    )
+                    transform("groupingToMatrix", columnField="feature", rowField="group", valueField="Value"),
+                    transform("organize", renameByName={"group\\feature": "user type / role", **FEATURE_NAMES}),
                 ],
-                "percentunit",
-                [
-                    {"id": "groupingToMatrix", "options": {"columnField": "feature", "rowField": "group", "valueField": "Value"}},
-                    {"id": "organize", "options": {"renameByName": {"group\\feature": "user type / role", **FEATURE_NAMES}}},
-                ],
-                COVERAGE_STEPS,
-                1,
+                coverage(), 1,
             ),
-            16,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "Users by type and role",
-                "Users in the registration report by user type and role.",
-                f"sum by (user_type, role) (entra_users{{{t}}})",
-                "{{user_type}} / {{role}}",
+            bars(
+                "Users by type and role", (8, 8), "Users in the registration report by user type and role.",
+                f"sum by (user_type, role) (entra_users{{{t}}})", "{{user_type}} / {{role}}",
             ),
-            8,
-            8,
-        )
-    )
-    panels.append(lay.row("Methods"))
-    panels.append(
-        lay.place(
-            counts(
-                "Methods registered",
-                "Users with each authentication method registered, as Graph names the method. A user with several methods counts under each.",
-                f"sort_desc(sum by (method) (entra_users_with_method{{{t}}}))",
-                "{{method}}",
+        ]),
+        ("Methods", [
+            bars(
+                "Methods registered", (8, 10), "Users with each authentication method registered, as Graph names the method. A user with several methods counts under each.",
+                f"sort_desc(sum by (method) (entra_users_with_method{{{t}}}))", "{{method}}",
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(
-        lay.place(
             panel(
-                "piechart",
-                "Preferred MFA method",
+                pie, "Preferred MFA method", (8, 10),
                 "Users by their preferred (default) secondary method; `none` when they have not chosen one. Not reported by the legacy credential_user_registration_details source.",
-                [target(f"sum by (method) (entra_users_by_preferred_method{{{t}}})", "{{method}}", instant=True)],
-                field_defaults("short", decimals=0),
-                {
-                    "reduceOptions": reduce_last(),
-                    "pieType": "donut",
-                    "displayLabels": ["percent"],
-                    "legend": {"displayMode": "table", "placement": "right", "showLegend": True, "values": ["value", "percent"], "calcs": []},
-                    "tooltip": {"mode": "single", "sort": "none"},
-                },
+                [query(f"sum by (method) (entra_users_by_preferred_method{{{t}}})", "{{method}}", instant=True)], "short", decimals=0,
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(
-        lay.place(
-            counts(
-                "Registered methods per user",
-                "How many distinct methods users have registered: 0 means no method at all, 1 means no fallback when that one is lost.",
-                f"sum by (methods) (entra_users_by_registered_methods{{{t}}})",
-                "{{methods}} methods",
+            bars(
+                "Registered methods per user", (8, 10), "How many distinct methods users have registered: 0 means no method at all, 1 means no fallback when that one is lost.",
+                f"sum by (methods) (entra_users_by_registered_methods{{{t}}})", "{{methods}} methods",
             ),
-            8,
-            10,
-        )
-    )
-    panels.append(lay.row("Admins"))
-    panels.append(
-        lay.place(
-            timeseries(
-                "Admin coverage",
-                "Share of users holding an admin role (members and guests) who are MFA registered, MFA capable and passwordless capable.",
-                [
-                    target(
-                        coverage_by_feature(admins).replace("{" + admins + "}", "{" + admins + ', feature=~"mfa_registered|mfa_capable|passwordless_capable"}', 1),
-                        "{{feature}}",
-                    )
-                ],
-                "percentunit",
-                0,
-                1,
+        ]),
+        ("Admins", [
+            series(
+                "Admin coverage", (16, 8), "Share of users holding an admin role (members and guests) who are MFA registered, MFA capable and passwordless capable.",
+                coverage_by_feature(admins, "mfa_registered|mfa_capable|passwordless_capable"), "{{feature}}", "percentunit", max_=1,
             ),
-            16,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
             admins_without_mfa_stat(
-                t,
+                t, (8, 8),
                 "Users holding an admin role who are not MFA capable. Set `admins_without_mfa = true` for the tenant to list them in entra_admin_without_mfa_info.",
             ),
-            8,
-            8,
-        )
-    )
-    panels.append(lay.row("Trend"))
-    panels.append(
-        lay.place(
-            member_coverage_by_feature(sel, "Share of member users for whom each feature holds, over time. Steps follow report refreshes."),
-            12,
-            9,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Users by type",
-                "Users in the registration report by user type, over time.",
-                [target(f"sum by (user_type) (entra_users{{{t}}})", "{{user_type}}")],
-                "short",
-                0,
-                stack=True,
+        ]),
+        ("Trend", [
+            member_coverage_by_feature(sel, (12, 9), "Share of member users for whom each feature holds, over time. Steps follow report refreshes."),
+            series(
+                "Users by type", (12, 9), "Users in the registration report by user type, over time.",
+                f"sum by (user_type) (entra_users{{{t}}})", "{{user_type}}", stack=True,
             ),
-            12,
-            9,
-        )
-    )
-    panels.extend(usage_and_summary_rows(lay, t))
-    return dashboard(
-        "entra-mfa-tenant",
-        "Entra MFA tenant detail",
-        "One tenant in detail: features by user type and role, registered and preferred methods, admins and the trend.",
-        ["tenant"],
-        [tenant_var("entra_users", multi=False)],
-        panels,
-    )
+        ]),
+        *usage_and_summary_sections(t),
+    ])
 
 
 def exporter_health():
-    lay = Layout()
     t = 'tenant=~"$tenant"'
-    panels = [lay.row("Reports")]
-    panels.append(
-        lay.place(
-            stat(
-                "Reports failing",
-                "(tenant, report) pairs whose last refresh failed; the exporter keeps exporting their last good snapshot. EntraExporterReportFailing fires after 15 minutes.",
-                [target(f"sum(1 - entra_exporter_report_up{{{t}}})", "failing", instant=True)],
-                steps=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                decimals=0,
-            ),
-            4,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            table(
-                "Report status",
-                "Per tenant and report: whether the last refresh succeeded, how old the exported snapshot is, its rows, and how long the last refresh took. The landing page (/) of the exporter shows the last error.",
-                [
-                    target(f"entra_exporter_report_up{{{t}}}", ref="A", instant=True, table=True),
-                    target(f"time() - entra_exporter_report_last_success_timestamp_seconds{{{t}}}", ref="B", instant=True, table=True),
-                    target(f"entra_exporter_report_records{{{t}}}", ref="C", instant=True, table=True),
-                    target(f"entra_exporter_report_duration_seconds{{{t}}}", ref="D", instant=True, table=True),
-                ],
-                "short",
-                [
-                    {"id": "merge", "options": {}},
-                    {
-                        "id": "organize",
-                        "options": {
-                            "excludeByName": {"Time": True, "__name__": True, "job": True},
-                            "indexByName": {"tenant": 0, "report": 1, "instance": 2, "Value #A": 3, "Value #B": 4, "Value #C": 5, "Value #D": 6},
-                            "renameByName": {"Value #A": "Up", "Value #B": "Snapshot age", "Value #C": "Rows", "Value #D": "Last refresh took"},
-                        },
-                    },
-                ],
-                overrides=[
-                    override("Up", {"mappings": [{"type": "value", "options": {"0": {"text": "failing", "color": "red", "index": 0}, "1": {"text": "ok", "color": "green", "index": 1}}}], "custom.cellOptions": {"type": "color-text"}}),
-                    override("Snapshot age", {"unit": "s"}),
-                    override("Last refresh took", {"unit": "s"}),
-                ],
-            ),
-            20,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Snapshot age",
-                "Time since the exported snapshot of each report was completed. It grows until the next successful refresh; EntraExporterReportStale fires above 3h by default.",
-                [target(f"time() - entra_exporter_report_last_success_timestamp_seconds{{{t}}}", "{{tenant}} {{report}}")],
-                "s",
-                0,
-                steps=[{"color": "green", "value": None}, {"color": "red", "value": 10800}],
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Refresh duration",
-                "How long the last refresh of each report took (all pages, retries included).",
-                [target(f"entra_exporter_report_duration_seconds{{{t}}}", "{{tenant}} {{report}}")],
-                "s",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Refreshes per hour by result",
-                "Refreshes in the last hour, by result.",
-                [target(f"sum by (tenant, report, result) (increase(entra_exporter_report_refreshes_total{{{t}}}[1h]))", "{{tenant}} {{report}} {{result}}")],
-                "short",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Rows per refresh",
-                "Rows read in the last successful refresh: the report's user count.",
-                [target(f"entra_exporter_report_records{{{t}}}", "{{tenant}} {{report}}")],
-                "short",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(lay.row("Microsoft Graph"))
-    panels.append(
-        lay.place(
-            timeseries(
-                "Graph requests per hour by code",
-                "Requests to Microsoft Graph in the last hour, by endpoint and HTTP status (`error`: no response). 429 is throttling, 403 a missing permission or licence.",
-                [target(f"sum by (tenant, endpoint, code) (increase(entra_exporter_graph_requests_total{{{t}}}[1h]))", "{{tenant}} {{endpoint}} {{code}}")],
-                "short",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Retries per hour by reason",
-                "Requests retried in the last hour, by reason. EntraExporterThrottled fires above 10 throttled retries an hour.",
-                [target(f"sum by (tenant, reason) (increase(entra_exporter_graph_retries_total{{{t}}}[1h]))", "{{tenant}} {{reason}}")],
-                "short",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Graph request duration p95",
-                "95th percentile of Graph request durations over the last hour (one request is one page of up to 999 rows).",
-                [target(f"histogram_quantile(0.95,\n  sum by (tenant, endpoint, le) (increase(entra_exporter_graph_request_duration_seconds_bucket{{{t}}}[1h]))\n)", "{{tenant}} {{endpoint}}")],
-                "s",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(
-        lay.place(
-            timeseries(
-                "Token requests per hour by result",
-                "Access-token requests to the identity platform in the last hour, by result. Errors usually mean a wrong or expired secret or certificate.",
-                [target(f"sum by (tenant, result) (increase(entra_exporter_token_requests_total{{{t}}}[1h]))", "{{tenant}} {{result}}")],
-                "short",
-                0,
-            ),
-            12,
-            8,
-        )
-    )
-    panels.append(lay.row("Exporter"))
-    panels.append(
-        lay.place(
-            table(
-                "Exporter instances",
-                "Running exporters with their version and git revision, and whether Prometheus can scrape them (EntraExporterDown fires after 5 minutes down).",
-                [
-                    target("entra_exporter_build_info", ref="A", instant=True, table=True),
-                    target('up{job="entra-mfa-exporter"}', ref="B", instant=True, table=True),
-                ],
-                "short",
-                [
-                    {"id": "merge", "options": {}},
-                    {
-                        "id": "organize",
-                        "options": {
-                            "excludeByName": {"Time": True, "__name__": True, "Value #A": True},
-                            "indexByName": {"instance": 0, "job": 1, "version": 2, "revision": 3, "Value #B": 4},
-                            "renameByName": {"Value #B": "Up"},
-                        },
-                    },
-                ],
-            ),
-            24,
-            6,
-        )
-    )
+    per_report = "{{tenant}} {{report}}"
+    age = f"time() - entra_exporter_report_last_success_timestamp_seconds{{{t}}}"
+    status = column_names("Up", "Snapshot age", "Rows", "Last refresh took")
+    up = dm.ValueMap(options={"0": dm.ValueMappingResult(text="failing", color="red", index=0), "1": dm.ValueMappingResult(text="ok", color="green", index=1)})
+    seconds = {"unit": "s"}
     return dashboard(
-        "entra-mfa-exporter-health",
-        "Entra exporter health",
-        "Is entra-mfa-exporter collecting: report status and age, refresh durations, Graph requests, retries and token requests.",
-        ["exporter"],
-        [tenant_var("entra_exporter_report_up", multi=True)],
-        panels,
-        refresh="1m",
-        time_from="now-24h",
+        "entra-mfa-exporter-health", "Entra exporter health", "Is entra-mfa-exporter collecting: report status and age, refresh durations, Graph requests, retries and token requests.",
+        ["exporter"], tenant_variable("entra_exporter_report_up", multi=True), refresh="1m", time_from="now-24h", sections=[
+            ("Reports", [
+                # Any failing report is red; EntraExporterReportFailing waits 15 minutes, not for a count.
+                stat_panel(
+                    "Reports failing", (4, 8), "(tenant, report) pairs whose last refresh failed; the exporter keeps exporting their last good snapshot. EntraExporterReportFailing fires after 15 minutes.",
+                    f"sum(1 - entra_exporter_report_up{{{t}}})", "failing", thresholds=red_above(0),
+                ),
+                table_panel(
+                    "Report status", (20, 8),
+                    "Per tenant and report: whether the last refresh succeeded, how old the exported snapshot is, its rows, and how long the last refresh took. The landing page (/) of the exporter shows the last error.",
+                    table_queries(f"entra_exporter_report_up{{{t}}}", age, f"entra_exporter_report_records{{{t}}}", f"entra_exporter_report_duration_seconds{{{t}}}"),
+                    "short",
+                    merged(status, ["Time", "__name__", "job"], first=["tenant", "report", "instance"]),
+                    overrides=[
+                        ("Up", {"mappings": [up], "custom.cellOptions": cm.TableColorTextCellOptions()}),
+                        ("Snapshot age", seconds),
+                        ("Last refresh took", seconds),
+                    ],
+                ),
+                series(
+                    "Snapshot age", (12, 8),
+                    "Time since the exported snapshot of each report was completed. It grows until the next successful refresh; "
+                    f"EntraExporterReportStale fires above {THRESHOLDS['report_stale_seconds'] / 3600:g}h by default.",
+                    age, per_report, "s", thresholds=steps((None, "green"), (THRESHOLDS["report_stale_seconds"], "red")),
+                ),
+                series(
+                    "Refresh duration", (12, 8), "How long the last refresh of each report took (all pages, retries included).",
+                    f"entra_exporter_report_duration_seconds{{{t}}}", per_report, "s",
+                ),
+                series(
+                    "Refreshes per hour by result", (12, 8), "Refreshes in the last hour, by result.",
+                    f"sum by (tenant, report, result) (increase(entra_exporter_report_refreshes_total{{{t}}}[1h]))", "{{tenant}} {{report}} {{result}}",
+                ),
+                series(
+                    "Rows per refresh", (12, 8), "Rows read in the last successful refresh: the report's user count.",
+                    f"entra_exporter_report_records{{{t}}}", per_report,
+                ),
+            ]),
+            ("Microsoft Graph", [
+                series(
+                    "Graph requests per hour by code", (12, 8),
+                    "Requests to Microsoft Graph in the last hour, by endpoint and HTTP status (`error`: no response). 429 is throttling, 403 a missing permission or licence.",
+                    f"sum by (tenant, endpoint, code) (increase(entra_exporter_graph_requests_total{{{t}}}[1h]))", "{{tenant}} {{endpoint}} {{code}}",
+                ),
+                series(
+                    "Retries per hour by reason", (12, 8), "Requests retried in the last hour, by reason. "
+                    f"EntraExporterThrottled fires above {THRESHOLDS['throttled_retries_per_hour']} throttled retries an hour.",
+                    f"sum by (tenant, reason) (increase(entra_exporter_graph_retries_total{{{t}}}[1h]))", "{{tenant}} {{reason}}",
+                ),
+                series(
+                    "Graph request duration p95", (12, 8), "95th percentile of Graph request durations over the last hour (one request is one page of up to 999 rows).",
+                    f"histogram_quantile(0.95,\n  sum by (tenant, endpoint, le) (increase(entra_exporter_graph_request_duration_seconds_bucket{{{t}}}[1h]))\n)",
+                    "{{tenant}} {{endpoint}}", "s",
+                ),
+                series(
+                    "Token requests per hour by result", (12, 8),
+                    "Access-token requests to the identity platform in the last hour, by result. Errors usually mean a wrong or expired secret or certificate.",
+                    f"sum by (tenant, result) (increase(entra_exporter_token_requests_total{{{t}}}[1h]))", "{{tenant}} {{result}}",
+                ),
+            ]),
+            ("Exporter", [
+                table_panel(
+                    "Exporter instances", (24, 6), "Running exporters with their version and git revision, and whether Prometheus can scrape them (EntraExporterDown fires after 5 minutes down).",
+                    table_queries("entra_exporter_build_info", 'up{job="entra-mfa-exporter"}'), "short",
+                    merged({"Value #B": "Up"}, ["Time", "__name__", "Value #A"], first=["instance", "job", "version", "revision"]),
+                ),
+            ]),
+        ],
     )
 
 
@@ -1009,56 +561,60 @@ DASHBOARDS = {
 }
 
 
-def render(build):
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
-
-
 def lint(name, d):
-    """What every dashboard promises: datasource and tenant variables, and every panel
-    a description, the datasource variable, a unit and at least one query."""
+    """What the convention promises where a machine can tell: datasource and tenant
+    variables, unique panel ids, full rows, and every panel a description, the datasource
+    variable, a unit and a query."""
     problems = []
     variables = {v["name"]: v for v in d["templating"]["list"]}
     if variables.get("datasource", {}).get("type") != "datasource":
         problems.append("no datasource variable")
     if "tenant" not in variables:
         problems.append("no tenant variable")
-    uids = {p["id"] for p in d["panels"]}
-    if len(uids) != len(d["panels"]):
+    if len({p["id"] for p in d["panels"]}) != len(d["panels"]):
         problems.append("panel ids not unique")
+    widths, ds = {}, DS.to_json()
     for p in d["panels"]:
+        widths[p["gridPos"]["y"]] = widths.get(p["gridPos"]["y"], 0) + p["gridPos"]["w"]
         if p["type"] == "row":
             continue
         where = f"panel {p['title']!r}"
         if not p.get("description"):
             problems.append(f"{where}: no description")
-        if p.get("datasource") != DS or any(t.get("datasource") != DS for t in p["targets"]):
+        if p.get("datasource") != ds or any(t.get("datasource") != ds for t in p.get("targets", [])):
             problems.append(f"{where}: not on the datasource variable")
         if not p["fieldConfig"]["defaults"].get("unit"):
             problems.append(f"{where}: no unit")
-        if not p["targets"]:
+        if not p.get("targets"):
             problems.append(f"{where}: no query")
+    problems += [f"panels at y={y} fill {w} of the 24 columns" for y, w in widths.items() if w != 24]
     return [f"{name}: {x}" for x in problems]
+
+
+def render(build):
+    # Through the SDK's encoder and back to plain JSON, sorted so that a new SDK release
+    # that orders fields differently changes nothing.
+    return json.dumps(json.loads(JSONEncoder().encode(build())), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def main(argv):
     check = "--check" in argv
-    stale = []
-    problems = [x for name, build in DASHBOARDS.items() for x in lint(name, build())]
+    texts = {name: render(build) for name, build in DASHBOARDS.items()}
+    docs = {name: json.loads(text) for name, text in texts.items()}
+    problems = [x for name, d in docs.items() for x in lint(name, d)]
+    uids = [d["uid"] for d in docs.values()]
+    if len(set(uids)) != len(uids):
+        problems.append(f"dashboard uids not unique: {uids}")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
-    uids = [build()["uid"] for build in DASHBOARDS.values()]
-    if len(set(uids)) != len(uids):
-        print(f"dashboard uids not unique: {uids}", file=sys.stderr)
-        return 1
-    for name, build in DASHBOARDS.items():
+    stale = []
+    for name, text in texts.items():
         path = HERE / name
-        text = render(build)
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
+        if not check:
             path.write_text(text)
+        elif not path.exists() or path.read_text() != text:
+            stale.append(name)
     if stale:
         print(f"dashboards out of date with dashboards/build.py: {', '.join(stale)}; run python3 dashboards/build.py", file=sys.stderr)
         return 1
