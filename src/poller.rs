@@ -110,9 +110,16 @@ impl Publisher {
     /// Whether a snapshot of `report` is being served (a failure keeps it).
     fn has_snapshot(&self, tenant: &str, report: ReportKind) -> bool {
         self.store
-            .snapshots()
-            .iter()
-            .any(|((t, r), _)| t == tenant && *r == report)
+            .state(tenant, report)
+            .is_some_and(|s| s.snapshot.is_some())
+    }
+
+    /// Whether the latest refresh attempt of `report` succeeded.
+    fn last_succeeded(&self, tenant: &str, report: ReportKind) -> bool {
+        self.store
+            .state(tenant, report)
+            .and_then(|s| s.last_attempt)
+            .is_some_and(|a| a.success)
     }
 }
 
@@ -131,10 +138,18 @@ pub async fn refresh(
     let elapsed = started.elapsed();
     match result {
         Ok(snapshot) => {
-            tracing::info!(
-                tenant = name, report = %report, records = snapshot.records,
-                duration_ms = elapsed.as_millis() as u64, "report refreshed"
-            );
+            // The first success and a recovery are news; the hundredth refresh is not.
+            if publisher.last_succeeded(name, report) {
+                tracing::debug!(
+                    tenant = name, report = %report, records = snapshot.records,
+                    duration_ms = elapsed.as_millis() as u64, "report refreshed"
+                );
+            } else {
+                tracing::info!(
+                    tenant = name, report = %report, records = snapshot.records,
+                    duration_ms = elapsed.as_millis() as u64, "report refreshed"
+                );
+            }
             publisher.success(name, report, snapshot, elapsed).await;
             Ok(())
         }

@@ -91,6 +91,12 @@ impl Store {
         true
     }
 
+    /// The state of one (tenant, report), if the store knows it.
+    pub fn state(&self, tenant: &str, report: ReportKind) -> Option<ReportState> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(&(tenant.to_owned(), report)).cloned()
+    }
+
     /// The current snapshot of every (tenant, report) that has one.
     pub fn snapshots(&self) -> Vec<(Key, Arc<Snapshot>)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());

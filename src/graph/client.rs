@@ -99,11 +99,6 @@ impl GraphClient {
         &self.graph_url
     }
 
-    /// The tenant name.
-    pub fn tenant(&self) -> &str {
-        &self.tenant
-    }
-
     /// GETs `url` and returns the body of a 2xx response. `endpoint` labels the metrics;
     /// `permission` names what a 403 should tell the admin to grant.
     pub async fn get(

@@ -306,7 +306,11 @@ fn describe_delegated_only(endpoint: &str, alternative: &str, e: &ApiError) -> S
         .map(|id| format!(", request-id {id}"))
         .unwrap_or_default();
     format!(
-        "Graph refused {endpoint} to this app-only token (HTTP {} {}{id}): Microsoft documents          {endpoint} as delegated-only (application permissions are not supported), and this          exporter signs in as an application. The same numbers come from the          user_registration_details report as {alternative}; remove this report from `reports`          to stop the refusals",
+        "Graph refused {endpoint} to this app-only token (HTTP {} {}{id}): Microsoft documents \
+         {endpoint} as delegated-only (application permissions are not supported), and this \
+         exporter signs in as an application. The same numbers come from the \
+         user_registration_details report as {alternative}; remove this report from `reports` \
+         to stop the refusals",
         e.status, e.code
     )
 }
@@ -414,7 +418,8 @@ mod tests {
             msg.starts_with("Graph refused usersRegisteredByFeature to this app-only token (HTTP 403 Authorization_RequestDenied, request-id rid-7)")
                 && msg.contains("delegated-only")
                 && msg.contains("as entra_users_with_feature")
-                && !msg.contains("Grant admin consent"),
+                && !msg.contains("Grant admin consent")
+                && !msg.contains("  "),
             "{msg}"
         );
         let licence = ApiError::from_response(
