@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::atomic_file::write_atomically;
 use entra_mfa_exporter::config::{Config, Sources};
@@ -238,6 +238,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every flag's environment variable, from the clap definitions: config loading must
+/// not take them for config keys.
+fn flag_env_vars() -> Vec<String> {
+    Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
         return simulate_standalone(args).await;
@@ -254,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => Config::load(&Sources {
             file: cli.config_file.clone(),
             use_env: true,
+            flag_env_vars: flag_env_vars(),
         })?,
     };
     let configured = config.tenants.len();
