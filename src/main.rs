@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::atomic_file::write_atomically;
 use entra_mfa_exporter::config::{Config, Sources};
@@ -146,6 +146,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every flag's environment variable, from the clap definitions: config loading must
+/// not take them for config keys.
+fn flag_env_vars() -> Vec<String> {
+    Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
         simulate::cli::run(args, shutdown_signal()).await?;
@@ -160,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let config = Config::load(&Sources {
             file: cli.config_file.clone(),
             use_env: true,
+            flag_env_vars: flag_env_vars(),
         })?;
         (None, config)
     };

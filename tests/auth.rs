@@ -14,9 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use entra_mfa_exporter::app::Exporter;
+use entra_mfa_exporter::certificate::{AssertionAlgorithm, ClientCertificate};
 use entra_mfa_exporter::config::Config;
 use entra_mfa_exporter::graph::RetryPolicy;
-use entra_mfa_exporter::graph::assertion::{AssertionAlgorithm, ClientCertificate};
+use entra_mfa_exporter::graph::assertion;
 use entra_mfa_exporter::simulate::{
     APP_SERVICE_IDENTITY_PATH, IMDS_PATH, SimConfig, SimReport, SimServer,
 };
@@ -206,9 +207,7 @@ async fn simulator_refuses_tampered_expired_replayed_and_foreign_assertions() {
 
         // The exporter's own assertion is good once; its replay is refused.
         let cert = ClientCertificate::load(&fixture("app.pem")).unwrap();
-        let good = cert
-            .assertion(AssertionAlgorithm::Ps256, CLIENT_ID, &aud)
-            .unwrap();
+        let good = assertion::sign(&cert, AssertionAlgorithm::Ps256, CLIENT_ID, &aud).unwrap();
         assert_eq!(redeem(&sim, &good).await, (200, 0));
         assert_eq!(redeem(&sim, &good).await, (401, 50_012), "replayed jti");
         assert_eq!(redeem(&sim, &sign(&claims(now + 300, "a"))).await, (200, 0));
@@ -248,9 +247,7 @@ async fn simulator_refuses_tampered_expired_replayed_and_foreign_assertions() {
         );
         // Signed by a certificate the app does not have: thumbprint unknown.
         let other = ClientCertificate::load(&fixture("other.pem")).unwrap();
-        let foreign = other
-            .assertion(AssertionAlgorithm::Ps256, CLIENT_ID, &aud)
-            .unwrap();
+        let foreign = assertion::sign(&other, AssertionAlgorithm::Ps256, CLIENT_ID, &aud).unwrap();
         assert_eq!(
             redeem(&sim, &foreign).await,
             (401, 700_027),

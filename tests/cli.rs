@@ -31,7 +31,9 @@ fn broken_config_names_the_key_and_exits_non_zero() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("page_sise") && err.contains("tenants.0"),
+        err.contains(
+            "tenant \"contoso\" (tenants[0]): unknown key page_sise; did you mean page_size?"
+        ),
         "{err}"
     );
 
@@ -49,6 +51,45 @@ fn broken_config_names_the_key_and_exits_non_zero() {
     let out = run(&["--config.file", "/nonexistent/entra.toml"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/entra.toml"));
+}
+
+#[test]
+fn flag_variables_are_not_config_keys_but_unknown_ones_are() {
+    let (_d, path) = config_file(
+        "[[tenants]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"x\"\n",
+    );
+    // The flags' variables, each with a value that leaves --check-config's work alone.
+    let mut envs = vec![
+        ("ENTRA_EXPORTER_CONFIG_FILE", path.to_str().unwrap()),
+        ("ENTRA_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:1"),
+        ("ENTRA_EXPORTER_WEB_TELEMETRY_PATH", "/m"),
+        ("ENTRA_EXPORTER_WEB_CONFIG_FILE", "/nonexistent/web.yml"),
+        ("ENTRA_EXPORTER_DEMO", "false"),
+        ("ENTRA_EXPORTER_ONCE", "false"),
+        ("ENTRA_EXPORTER_CHECK_CONFIG", "true"),
+        ("ENTRA_EXPORTER_LOG_LEVEL", "warn"),
+        ("ENTRA_EXPORTER_LOG_FORMAT", "json"),
+        ("ENTRA_EXPORTER_STORAGE_SNAPSHOT_FILE", "/nonexistent/snap"),
+        ("ENTRA_EXPORTER_SHARD_INDEX", "0"),
+        ("ENTRA_EXPORTER_SHARD_COUNT", "1"),
+    ];
+    let out = run(&[], &envs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name = \"contoso\""));
+
+    envs.push(("ENTRA_EXPORTER_FOO", "1"));
+    let out = run(&[], &envs);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("top level: unknown key foo; valid keys: ")
+            && err.contains("(from ENTRA_EXPORTER_FOO)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 use super::*;
+use crate::certificate::AssertionAlgorithm;
 
 const MINIMAL: &str = r#"
 [[tenants]]
@@ -109,12 +110,82 @@ fn every_cloud_has_matching_hosts() {
 }
 
 #[test]
-fn unknown_keys_are_named() {
-    let e = err(&format!("{MINIMAL}client_secrett = \"x\"\n"));
-    assert!(e.contains("client_secrett"), "{e}");
-    assert!(e.contains("tenants.0"), "{e}");
+fn unknown_keys_name_the_tenant_and_the_close_key() {
+    let second = "[[tenants]]\nname = \"alpha2\"\ntenant_id = \"b\"\nclient_id = \"c\"\n";
+    let e = err(&format!("{MINIMAL}{second}client_secrett = \"x\"\n"));
+    assert!(
+        e.ends_with(
+            "tenant \"alpha2\" (tenants[1]): unknown key client_secrett; did you mean client_secret?"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("page_sise = 5\n{MINIMAL}"));
+    assert!(
+        e.ends_with("top level: unknown key page_sise; did you mean page_size?"),
+        "{e}"
+    );
     let e = err(&format!("refresh_intervall = \"1h\"\n{MINIMAL}"));
-    assert!(e.contains("refresh_intervall"), "{e}");
+    assert!(e.contains("did you mean refresh_interval?"), "{e}");
+    // Nothing close: the valid keys, the tenant's (name, tenant_id) or the top level's.
+    let e = err(&format!("{MINIMAL}colour = \"blue\"\n"));
+    assert!(
+        e.contains("tenant \"contoso\" (tenants[0]): unknown key colour; valid keys: ")
+            && e.contains("tenant_id, client_id"),
+        "{e}"
+    );
+    let e = err(&format!("name = \"x\"\n{MINIMAL}"));
+    assert!(
+        e.contains("top level: unknown key name; valid keys: ") && e.contains("tenants"),
+        "{e}"
+    );
+    // A tenant without a name is named by its index; wrong types name the key.
+    let e = err("[[tenants]]\ntenant_id = \"t\"\npage_size = \"big\"\n");
+    assert!(
+        e.contains("tenants[0]: page_size: invalid type: found string \"big\", expected u32"),
+        "{e}"
+    );
+    // Unknown values of enumerations: the close one, or the list.
+    let e = err(&format!("{MINIMAL}cloud = \"usgob\"\n"));
+    assert!(
+        e.contains(
+            "tenant \"contoso\" (tenants[0]): cloud: unknown value `usgob`; did you mean `usgov`?"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("cloud = \"mars\"\n{MINIMAL}"));
+    assert!(
+        e.contains("top level: cloud: unknown value `mars`; expected one of global, usgov, usgov_dod, china"),
+        "{e}"
+    );
+}
+
+#[test]
+fn load_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let load = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let sources = Sources {
+            file: Some(path.clone()),
+            ..Sources::default()
+        };
+        Config::load(&sources).unwrap_err().to_string()
+    };
+    let e = load(&format!("{MINIMAL}page_sise = 5\n"));
+    assert!(
+        e.ends_with(&format!(
+            "tenant \"contoso\" (tenants[0]): unknown key page_sise; did you mean page_size? (in {})",
+            path.display()
+        )),
+        "{e}"
+    );
+    // Not about one key: the file, then the parser's words.
+    let e = load("[[tenants]\n");
+    let start = format!(
+        "invalid configuration: {}: TOML parse error",
+        path.display()
+    );
+    assert!(e.starts_with(&start), "{e}");
 }
 
 #[test]
@@ -135,7 +206,21 @@ fn invalid_values_name_tenant_and_key() {
         "{MINIMAL}reports = [\"user_registration_details\", \"credential_user_registration_details\"]\n"
     ));
     assert!(e.contains("reports") && e.contains("both"), "{e}");
-    assert!(err(&format!("{MINIMAL}reports = [\"bogus\"]\n")).contains("unknown report `bogus`"));
+    let e = err(&format!("{MINIMAL}reports = [\"bogus\"]\n"));
+    assert!(
+        e.contains("reports: unknown report `bogus`; expected one of user_registration_details, "),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}reports = [\"user_registration_detail\"]\n"
+    ));
+    assert!(
+        e.contains(
+            "tenant \"contoso\" (tenants[0]): reports: unknown report `user_registration_detail`; \
+             did you mean `user_registration_details`?"
+        ),
+        "{e}"
+    );
     assert!(err(&format!("{MINIMAL}reports = []\n")).contains("reports"));
     assert!(err(&MINIMAL.replace("contoso.onmicrosoft.com", "common")).contains("AADSTS9001023"));
     let e = err(&format!(
@@ -180,7 +265,12 @@ fn secrets_never_print() {
     let shown = format!("{c:?}\n{}", c.to_redacted_toml());
     assert!(!shown.contains("s3cr3t-value"), "{shown}");
     assert!(shown.contains("<redacted>"));
-    // an error about the secret does not echo it either
+    // an error about the secret does not echo it either, even one of the wrong type
+    let e = err(&MINIMAL.replace("\"s3cr3t-value\"", "98765432"));
+    assert!(
+        e.contains("client_secret: invalid type: expected a string") && !e.contains("98765432"),
+        "{e}"
+    );
     let e = err(&format!("{MINIMAL}client_secret_file = \"/nonexistent\"\n"));
     assert!(!e.contains("s3cr3t-value") && e.contains("not both"), "{e}");
 }
@@ -383,7 +473,18 @@ fn managed_identity_picks_imds_or_app_service() {
     let e = err(&format!("{text}client_secret = \"x\"\n"));
     assert!(e.contains("client_secret: is only used with"), "{e}");
     let e = err(&format!("{MINIMAL}auth = \"kerberos\"\n"));
-    assert!(e.contains("auth: unknown value `kerberos`"), "{e}");
+    assert!(
+        e.contains(
+            "tenant \"contoso\" (tenants[0]): auth: unknown value `kerberos`; expected one of \
+             client_secret, certificate, workload_identity, managed_identity"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}auth = \"managed_identty\"\n"));
+    assert!(
+        e.contains("auth: unknown value `managed_identty`; did you mean `managed_identity`?"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -411,22 +512,29 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("c.toml", &format!("page_size = 100\n{MINIMAL}"))?;
         jail.set_env("ENTRA_EXPORTER_PAGE_SIZE", "250");
-        jail.set_env("ENTRA_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:1"); // a flag, not a key
         let c = Config::load(&Sources {
             file: Some("c.toml".into()),
             use_env: true,
+            ..Sources::default()
         })
         .unwrap();
         assert_eq!(c.tenants[0].page_size, 250);
 
-        jail.set_env("ENTRA_EXPORTER_BOGUS_KEY", "1");
+        jail.set_env("ENTRA_EXPORTER_PAGE_SISE", "1");
         let e = Config::load(&Sources {
             file: Some("c.toml".into()),
             use_env: true,
+            ..Sources::default()
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("bogus_key"), "{e}");
+        assert!(
+            e.contains(
+                "top level: unknown key page_sise; did you mean page_size? \
+                 (from ENTRA_EXPORTER_PAGE_SISE)"
+            ),
+            "{e}"
+        );
         Ok(())
     });
     figment::Jail::expect_with(|jail| {
@@ -436,6 +544,7 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
         let c = Config::load(&Sources {
             file: None,
             use_env: true,
+            ..Sources::default()
         })
         .unwrap();
         assert_eq!(c.tenants.len(), 1);
@@ -448,6 +557,7 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
         let e = Config::load(&Sources {
             file: None,
             use_env: true,
+            ..Sources::default()
         })
         .unwrap_err()
         .to_string();
@@ -458,10 +568,45 @@ fn env_layers_over_file_and_azure_variables_define_default_tenant() {
         let e = Config::load(&Sources {
             file: Some("missing.toml".into()),
             use_env: false,
+            ..Sources::default()
         })
         .unwrap_err()
         .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn flag_variables_are_not_config_keys_but_other_prefixed_ones_are() {
+    let sources = |flags: &[&str]| Sources {
+        file: Some("c.toml".into()),
+        use_env: true,
+        flag_env_vars: flags.iter().map(|f| f.to_string()).collect(),
+    };
+    let flags = [
+        "ENTRA_EXPORTER_LOG_LEVEL",
+        "ENTRA_EXPORTER_WEB_LISTEN_ADDRESS",
+    ];
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("c.toml", MINIMAL)?;
+        jail.set_env("ENTRA_EXPORTER_LOG_LEVEL", "debug");
+        jail.set_env("ENTRA_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:1");
+        assert!(Config::load(&sources(&flags)).is_ok());
+        // Not declared a flag, the same variable is an unknown key.
+        let e = Config::load(&sources(&flags[1..])).unwrap_err().to_string();
+        assert!(
+            e.contains("top level: unknown key log_level; valid keys: ")
+                && e.contains("(from ENTRA_EXPORTER_LOG_LEVEL)"),
+            "{e}"
+        );
+        jail.set_env("ENTRA_EXPORTER_FOO", "1");
+        let e = Config::load(&sources(&flags)).unwrap_err().to_string();
+        assert!(
+            e.contains("top level: unknown key foo; valid keys: ")
+                && e.contains("(from ENTRA_EXPORTER_FOO)"),
+            "{e}"
+        );
         Ok(())
     });
 }
@@ -472,6 +617,7 @@ fn azure_variables_follow_the_sdk() {
         Config::load(&Sources {
             file: None,
             use_env: true,
+            ..Sources::default()
         })
     };
     // Empty variables are unset: an empty certificate path does not turn the secret's

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::assertion::ClientCertificate;
+use super::assertion;
 use super::error::TokenError;
+use crate::certificate::ClientCertificate;
 use crate::config::{Credential, IdentityProtocol, TenantConfig, read_secret_file};
 use crate::metrics::{ExporterMetrics, ResultLabels};
 use crate::secret::Secret;
@@ -168,7 +169,7 @@ impl TokenSource {
             }
             Credential::Certificate { file, algorithm } => {
                 let assertion = ClientCertificate::load(file)
-                    .and_then(|c| c.assertion(*algorithm, &self.client_id, &self.token_url))
+                    .and_then(|c| assertion::sign(&c, *algorithm, &self.client_id, &self.token_url))
                     .map_err(|e| local("certificate_file", e))?;
                 form(&[
                     ("client_assertion_type", JWT_BEARER),
