@@ -183,24 +183,7 @@ impl WebConfig {
 type KeyError = (&'static str, String);
 
 fn tls_config(t: TlsFormat, base: &Path) -> Result<Option<Arc<rustls::ServerConfig>>, KeyError> {
-    let unsupported = |key: &'static str| {
-        (
-            key,
-            "not supported by this exporter (rustls chooses safe defaults); remove it".to_owned(),
-        )
-    };
-    if t.cipher_suites.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(unsupported("cipher_suites"));
-    }
-    if t.curve_preferences.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(unsupported("curve_preferences"));
-    }
-    if t.client_allowed_sans
-        .as_ref()
-        .is_some_and(|v| !v.is_empty())
-    {
-        return Err(unsupported("client_allowed_sans"));
-    }
+    refuse_unsupported(&t)?;
     let (cert_file, key_file) = match (&t.cert_file, &t.key_file) {
         // exporter-toolkit: a TLS section without cert and key means plain HTTP.
         (None, None) if t.client_ca_file.is_none() && t.client_auth_type.is_none() => {
@@ -222,6 +205,48 @@ fn tls_config(t: TlsFormat, base: &Path) -> Result<Option<Arc<rustls::ServerConf
     let key = PrivateKeyDer::from_pem_file(&key_file)
         .map_err(|e| ("key_file", format!("{}: {e}", key_file.display())))?;
 
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&protocol_versions(&t)?)
+        .map_err(|e| ("min_version", e.to_string()))?;
+    let builder = match client_verifier(&t, base, provider)? {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        (
+            "key_file",
+            format!("does not match cert_file or is unusable: {e}"),
+        )
+    })?;
+    config.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(config)))
+}
+
+/// Settings rustls cannot honour are errors naming the key, never silently ignored.
+fn refuse_unsupported(t: &TlsFormat) -> Result<(), KeyError> {
+    let set = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    for (key, value) in [
+        ("cipher_suites", &t.cipher_suites),
+        ("curve_preferences", &t.curve_preferences),
+        ("client_allowed_sans", &t.client_allowed_sans),
+    ] {
+        if set(value) {
+            return Err((
+                key,
+                "not supported by this exporter (rustls chooses safe defaults); remove it"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The TLS versions between `min_version` (default TLS12) and `max_version` (TLS13).
+fn protocol_versions(
+    t: &TlsFormat,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, KeyError> {
     let version = |key: &'static str, v: &str| match v {
         "TLS13" => Ok(13),
         "TLS12" => Ok(12),
@@ -236,22 +261,26 @@ fn tls_config(t: TlsFormat, base: &Path) -> Result<Option<Arc<rustls::ServerConf
     };
     let min = version("min_version", t.min_version.as_deref().unwrap_or("TLS12"))?;
     let max = version("max_version", t.max_version.as_deref().unwrap_or("TLS13"))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
-            .into_iter()
-            .filter(|(n, _)| (min..=max).contains(n))
-            .map(|(_, v)| v)
-            .collect();
+    let versions: Vec<_> = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+        .into_iter()
+        .filter(|(n, _)| (min..=max).contains(n))
+        .map(|(_, v)| v)
+        .collect();
     if versions.is_empty() {
         return Err(("max_version", "is below min_version".into()));
     }
+    Ok(versions)
+}
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| ("min_version", e.to_string()))?;
+/// The client-certificate verifier `client_auth_type` and `client_ca_file` ask for;
+/// `None` for `NoClientCert`.
+fn client_verifier(
+    t: &TlsFormat,
+    base: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, KeyError> {
     let auth_type = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
-    let verify = match auth_type {
+    let required = match auth_type {
         "NoClientCert" => None,
         "RequireAndVerifyClientCert" => Some(true),
         "VerifyClientCertIfGiven" => Some(false),
@@ -272,57 +301,44 @@ fn tls_config(t: TlsFormat, base: &Path) -> Result<Option<Arc<rustls::ServerConf
             ));
         }
     };
-    let builder = match (verify, &t.client_ca_file) {
+    let (required, ca) = match (required, &t.client_ca_file) {
         (None, Some(_)) => {
             return Err((
                 "client_ca_file",
                 "set, but client_auth_type is NoClientCert: set client_auth_type to RequireAndVerifyClientCert".into(),
             ));
         }
-        (None, None) => builder.with_no_client_auth(),
+        (None, None) => return Ok(None),
         (Some(_), None) => {
             return Err((
                 "client_ca_file",
                 format!("required with client_auth_type {auth_type}"),
             ));
         }
-        (Some(required), Some(ca)) => {
-            let ca = base.join(ca);
-            let mut roots = rustls::RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(&ca)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| ("client_ca_file", format!("{}: {e}", ca.display())))?;
-            let (added, _) = roots.add_parsable_certificates(cas);
-            if added == 0 {
-                return Err((
-                    "client_ca_file",
-                    format!("{}: no usable CA certificate", ca.display()),
-                ));
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            );
-            let verifier = if required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| ("client_ca_file", e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        (Some(required), Some(ca)) => (required, base.join(ca)),
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        (
-            "key_file",
-            format!("does not match cert_file or is unusable: {e}"),
-        )
-    })?;
-    config.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(config)))
+    let mut roots = rustls::RootCertStore::empty();
+    let cas = CertificateDer::pem_file_iter(&ca)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ("client_ca_file", format!("{}: {e}", ca.display())))?;
+    let (added, _) = roots.add_parsable_certificates(cas);
+    if added == 0 {
+        return Err((
+            "client_ca_file",
+            format!("{}: no usable CA certificate", ca.display()),
+        ));
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let verifier = if required {
+        verifier
+    } else {
+        verifier.allow_unauthenticated()
+    };
+    verifier
+        .build()
+        .map(Some)
+        .map_err(|e| ("client_ca_file", e.to_string()))
 }
 
 /// `basic_auth_users` with the verification cache.
