@@ -3,10 +3,12 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ENTRA_MFA_EXPORTER_GIT_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
     if std::env::var_os("ENTRA_MFA_EXPORTER_GIT_REVISION").is_some() {
+        // Git is not asked, so .git/HEAD does not matter; watching it where it is missing
+        // (the image's build context) would rebuild the crate on every cargo build.
         return;
     }
+    println!("cargo:rerun-if-changed=.git/HEAD");
     let rev = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
