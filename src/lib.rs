@@ -14,6 +14,7 @@ pub mod config;
 pub mod exposition;
 pub mod families;
 pub mod graph;
+pub mod landing;
 pub mod logging;
 pub mod metrics;
 pub mod odata;

@@ -421,76 +421,13 @@ fn html(body: String) -> Resp {
     r
 }
 
-/// Escapes text for HTML.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 fn landing_page(state: &ServerState) -> String {
-    let mut rows = String::new();
-    for ((tenant, report), s) in state.store.states() {
-        let (status, class) = match &s.last_attempt {
-            None if s.snapshot.is_none() => ("waiting for first refresh", "pending"),
-            None => ("restored", "ok"),
-            Some(a) if a.success => ("up", "ok"),
-            Some(_) => ("failing", "bad"),
-        };
-        let last_success = s
-            .snapshot
-            .as_ref()
-            .map(|snap| format!("{} ({} rows)", rfc3339(snap.finished_at), snap.records))
-            .unwrap_or_else(|| "never".into());
-        let error = s
-            .last_attempt
-            .as_ref()
-            .and_then(|a| a.error.as_deref())
-            .map(esc)
-            .unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{status}</td><td>{last_success}</td><td>{error}</td></tr>\n",
-            esc(&tenant),
-            report.name(),
-        ));
-    }
-    let banner = state
-        .banner
-        .as_deref()
-        .map(|b| format!("<p class=\"banner\">{}</p>", esc(b)))
-        .unwrap_or_default();
-    let path = esc(&state.telemetry_path);
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Entra MFA Exporter</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}.ok{{color:#1a7f37}}.bad{{color:#cf222e}}
-.pending{{color:#9a6700}}.banner{{background:#fff8c5;padding:.5em}}</style></head>
-<body><h1>Entra MFA Exporter</h1>
-<p>Version {version}. Prometheus exporter for Microsoft Entra ID authentication-methods reports.</p>
-<p>Shard {shard} (<code>--shard.index</code> of <code>--shard.count</code>): this replica collects the tenants listed below.</p>
-{banner}
-<ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li></ul>
-<h2>Reports</h2>
-<table><tr><th>Tenant</th><th>Report</th><th>Status</th><th>Last success</th><th>Last error</th></tr>
-{rows}</table>
-</body></html>
-"#,
-        version = env!("CARGO_PKG_VERSION"),
-        shard = state.shard,
+    crate::landing::page(
+        &state.store,
+        state.shard,
+        state.banner.as_deref(),
+        &state.telemetry_path,
+        SystemTime::now(),
     )
 }
 

@@ -157,6 +157,11 @@ async fn snapshot_file_survives_a_restart_with_graph_down() {
             expected_series("t1", &truth(&sim, SimReport::UserRegistrationDetails), true);
         assert_series_eq(&only(&served, USER_FAMILIES), &expected);
         let last_success = served[&last_success_key];
+        // Written after the refresh is published, so /metrics may show it first.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !snap.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert!(snap.exists(), "written after the refresh");
         tokio::task::spawn_blocking(move || first.terminate())
             .await

@@ -200,6 +200,48 @@ pub trait ReportData: Send + Sync + fmt::Debug {
     fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>);
     /// The data for the snapshot file ([`Report::restore`] reads it back).
     fn store(&self) -> serde_json::Value;
+    /// The coverage figures of the landing page, for data that has them (the
+    /// registration sources); `None` for every other report.
+    fn headline(&self) -> Option<Headline> {
+        None
+    }
+}
+
+/// `count` of `of` users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Users for whom it holds.
+    pub count: u64,
+    /// Users it is out of.
+    pub of: u64,
+}
+
+impl Share {
+    /// The share in tenths of a percent, rounded down (so 100.0 % means every user);
+    /// `None` when out of no users.
+    pub fn per_mille(self) -> Option<u64> {
+        (self.of > 0).then(|| (u128::from(self.count) * 1000 / u128::from(self.of)) as u64)
+    }
+}
+
+/// A tenant's coverage at a glance, from one registration snapshot: what the
+/// `entra:*:ratio` recording rules compute, for the landing page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headline {
+    /// Users in the report.
+    pub users: u64,
+    /// Members (`user_type="member"`, any role) who are MFA capable; `None` when the
+    /// source has no user types or no MFA-capable flag (the legacy report).
+    pub members_mfa_capable: Option<Share>,
+    /// Admins (`role="admin"`, any user type) who are MFA capable; `None` as above.
+    pub admins_mfa_capable: Option<Share>,
+    /// Users of every kind who are MFA registered.
+    pub mfa_registered: Share,
+    /// Users with no registered authentication method at all.
+    pub without_methods: Share,
+    /// Admins who are not MFA capable, by name, when the tenant opted in
+    /// (`admins_without_mfa`): the listed names and how many there were.
+    pub admins_without_mfa: Option<(Vec<String>, u64)>,
 }
 
 /// Data stored as `{tag: data}`: the snapshot file's layout since format 1 (it was a

@@ -2,10 +2,10 @@
 //! registration source ([`super::user_registration_details`] or the legacy
 //! [`super::credential_user_registration_details`]) from [`RegistrationCounts`].
 
-use crate::aggregate::{METHOD_COUNT_BUCKETS, RegistrationCounts};
+use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, UserType};
 use crate::families::{Families, Family};
 
-use super::{ReportData, store_tagged};
+use super::{Headline, ReportData, Share, store_tagged};
 
 /// The snapshot-file tag of registration data.
 pub const TAG: &str = "Registration";
@@ -97,5 +97,107 @@ impl ReportData for RegistrationCounts {
 
     fn store(&self) -> serde_json::Value {
         store_tagged(TAG, self)
+    }
+
+    fn headline(&self) -> Option<Headline> {
+        // Over the groups `keep` selects: users for whom `feature` holds, of all.
+        let share = |keep: &dyn Fn(UserType, Role) -> bool, feature: Feature| {
+            let groups = self.groups.iter().filter(|((t, r), _)| keep(*t, *r));
+            groups.fold(Share { count: 0, of: 0 }, |s, (_, g)| Share {
+                count: s.count + g.feature(feature),
+                of: s.of + g.users,
+            })
+        };
+        // The legacy report has neither user types and roles nor the MFA-capable flag.
+        let split = self.source.features().contains(&Feature::MfaCapable);
+        let all = |_, _| true;
+        Some(Headline {
+            users: self.total_users(),
+            members_mfa_capable: split
+                .then(|| share(&|t, _| t == UserType::Member, Feature::MfaCapable)),
+            admins_mfa_capable: split.then(|| share(&|_, r| r == Role::Admin, Feature::MfaCapable)),
+            mfa_registered: share(&all, Feature::MfaRegistered),
+            without_methods: Share {
+                count: self.groups.values().map(|g| g.method_counts[0]).sum(),
+                of: self.total_users(),
+            },
+            admins_without_mfa: self
+                .admins_without_mfa
+                .as_ref()
+                .map(|a| (a.listed.iter().cloned().collect(), a.total)),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::aggregate::{AdminList, Source, UserFacts};
+
+    /// Adds a user of `user_type`/`is_admin`, MFA registered and capable as given.
+    pub(crate) fn user(
+        c: &mut RegistrationCounts,
+        user_type: &str,
+        is_admin: bool,
+        registered: bool,
+        capable: bool,
+        methods: &[&str],
+    ) {
+        let mut features = [false; 7];
+        features[Feature::MfaRegistered as usize] = registered;
+        features[Feature::MfaCapable as usize] = capable;
+        let facts = UserFacts {
+            user_type: Some(user_type),
+            is_admin: Some(is_admin),
+            features,
+            preferred: None,
+        };
+        c.add_user(&facts, methods.iter().copied());
+    }
+
+    #[test]
+    fn headline_splits_members_and_admins_like_the_recording_rules() {
+        let mut c = RegistrationCounts::new(Source::UserRegistrationDetails);
+        user(&mut c, "member", false, true, true, &["push"]);
+        user(&mut c, "member", false, false, false, &[]);
+        user(&mut c, "member", true, true, true, &["fido2", "push"]);
+        user(&mut c, "member", true, false, false, &["email"]);
+        user(&mut c, "guest", true, false, false, &[]);
+        user(&mut c, "guest", false, true, true, &["sms"]);
+        let mut admins = AdminList::new(1);
+        admins.add(Some("b@x"));
+        admins.add(Some("a@x"));
+        c.admins_without_mfa = Some(admins);
+        let h = c.headline().unwrap();
+        assert_eq!(h.users, 6);
+        // Members of any role: 2 of 4; admins of any user type: 1 of 3.
+        assert_eq!(h.members_mfa_capable, Some(Share { count: 2, of: 4 }));
+        assert_eq!(h.admins_mfa_capable, Some(Share { count: 1, of: 3 }));
+        assert_eq!(h.mfa_registered, Share { count: 3, of: 6 });
+        assert_eq!(h.without_methods, Share { count: 2, of: 6 });
+        assert_eq!(h.admins_without_mfa, Some((vec!["a@x".to_owned()], 2)));
+    }
+
+    #[test]
+    fn the_legacy_headline_has_no_split() {
+        let mut c = RegistrationCounts::new(Source::CredentialUserRegistrationDetails);
+        user(&mut c, "member", true, true, true, &["push"]);
+        user(&mut c, "member", true, false, true, &[]);
+        let h = c.headline().unwrap();
+        assert_eq!((h.members_mfa_capable, h.admins_mfa_capable), (None, None));
+        assert_eq!(h.mfa_registered, Share { count: 1, of: 2 });
+        assert_eq!(h.without_methods, Share { count: 1, of: 2 });
+        assert_eq!(h.admins_without_mfa, None);
+    }
+
+    #[test]
+    fn shares_round_down_and_have_no_value_out_of_nobody() {
+        let s = |count, of| Share { count, of }.per_mille();
+        assert_eq!(s(1, 3), Some(333));
+        assert_eq!(s(2, 3), Some(666));
+        assert_eq!(s(9_999, 10_000), Some(999), "100.0 % only when all");
+        assert_eq!(s(5, 5), Some(1000));
+        assert_eq!(s(0, 0), None);
+        assert_eq!(s(u64::MAX, u64::MAX), Some(1000));
     }
 }
