@@ -28,6 +28,7 @@ const FLAG_ENV_KEYS: &[&str] = &[
     "web_listen_address",
     "web_telemetry_path",
     "web_config_file",
+    "web_max_requests",
     "demo",
     "once",
     "output",

@@ -4,26 +4,44 @@
 //! it never calls Graph.
 //!
 //! Hardening: TLS, client certificates and basic auth from `--web.config.file`
-//! ([`crate::web_config`], reloaded on SIGHUP without dropping the listener); at most
-//! [`MAX_CONNECTIONS`] connections at once (more wait in the listen backlog); a bound on
-//! the TLS handshake, on reading request headers, and on any stall in reading or
-//! writing a connection, so slow clients cannot hold connections open.
+//! ([`crate::web_config`], reloaded on SIGHUP without dropping the listener).
+//!
+//! Connection policy: a scrape always gets through. At most [`MAX_CONNECTIONS`]
+//! connections are open; when all are taken a new connection is still accepted and
+//! room is made by closing the connection that has done the least
+//! ([`connections`]): first one that has sent nothing yet (oldest first), then an idle
+//! keep-alive connection (longest idle first; a response it is still writing is
+//! finished), then one whose request head is still incomplete (oldest first), then one
+//! whose response has waited on its client for [`STALLED_AFTER`]. A connection whose
+//! request is being answered is never closed to make room; only when every slot is
+//! answering does a new connection wait (and later ones in the listen backlog).
+//! Connections must send their first byte within [`FIRST_BYTE_TIMEOUT`] and their
+//! request head within [`HEADER_READ_TIMEOUT`]; any stall reading or writing ends them
+//! after [`IDLE_TIMEOUT`]; a TLS handshake gets [`TLS_HANDSHAKE_TIMEOUT`]; headers are
+//! capped at 16 KiB (431 past it).
+//!
+//! Requests to the metrics path are bounded separately ([`requests`]): at most
+//! `--web.max-requests` ([`DEFAULT_MAX_REQUESTS`]; 0: no limit) in flight, from after
+//! authentication until their body is written; past it a request gets 429, unless a
+//! request whose client stopped reading can be closed to make room. The counts are
+//! self-metrics ([`ServerMetrics`]). At start the soft open-file limit is raised to the
+//! hard limit ([`raise_open_file_limit`]), so the cap, not `EMFILE`, bounds connections.
+
+mod connections;
+mod metrics;
+mod requests;
+mod stream;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
-    HeaderValue, VARY, WWW_AUTHENTICATE,
+    ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue,
+    VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -31,35 +49,56 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::exposition;
 use crate::scrape_cache::{ScrapeCache, accepts_gzip};
 use crate::snapshot::Store;
 use crate::web_config::{WebConfig, WebConfigHandle};
+use connections::{Ask, Conn, Connections, Phase, Slot, TimedOut};
+pub use connections::raise_open_file_limit;
+pub use metrics::{CloseReason, ServerMetrics};
+use requests::{Permit, Refused, RequestLimit};
+pub use requests::ResponseBody;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers (from the start of the
+/// connection, or from the previous response on a keep-alive connection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may take to send its first byte. A scraper sends its
+/// request (or TLS hello) right after connecting; 5 s still covers two retransmissions
+/// of a lost first segment (1 s and 2 s more at Linux's initial RTO).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may make no progress, reading or writing: covers slow request
-/// bodies, clients that stop reading the response, and idle keep-alive connections
-/// (Prometheus reconnects at its next scrape).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// bodies and clients that stop reading the response.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a response may wait on its client before that connection may be closed to
+/// make room (for a new connection or request). A client that reads makes progress
+/// every round trip.
+pub const STALLED_AFTER: Duration = Duration::from_secs(1);
 /// Concurrent connections served. Far above what scrapers need (one each), low enough
-/// that a connection flood cannot exhaust file descriptors or memory.
+/// that a connection flood cannot exhaust file descriptors or memory (each costs about
+/// 10 KiB of buffers and state).
 pub const MAX_CONNECTIONS: usize = 512;
+/// `--web.max-requests` default: node_exporter's. Each scrape is one request, so this
+/// is 20 times what a pair of HA Prometheus servers needs; and each response in flight
+/// may keep its own encoding of the body alive (MBs with many tenants), so it bounds
+/// that memory at 40 bodies instead of one per connection.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
 /// Request header bytes buffered per connection (hyper's minimum is 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 << 10;
 /// How long open connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Open files beyond the connections: listener, Graph connections, snapshot file, logs.
+const OTHER_FILES: u64 = 64;
 
 /// What the server reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerState {
-    /// Self-metrics plus the store collector.
+    /// Self-metrics plus the store collector (with [`ServerMetrics::registered`] added).
     pub registry: Registry,
     /// The snapshots, for the landing page and readiness.
     pub store: Arc<Store>,
@@ -73,9 +112,53 @@ pub struct ServerState {
     pub web: WebConfigHandle,
     /// The encoded `/metrics` body.
     pub cache: ScrapeCache,
+    /// `--web.max-requests`: requests to the metrics path in flight at once (0: no limit).
+    pub max_requests: usize,
+    /// Connection and request counts, registered in `registry`.
+    pub metrics: ServerMetrics,
 }
 
-type Resp = Response<Full<Bytes>>;
+impl Default for ServerState {
+    fn default() -> Self {
+        Self {
+            registry: Registry::default(),
+            store: Arc::default(),
+            telemetry_path: String::default(),
+            shard: crate::shard::Shard::default(),
+            banner: None,
+            web: WebConfigHandle::default(),
+            cache: ScrapeCache::default(),
+            max_requests: DEFAULT_MAX_REQUESTS,
+            metrics: ServerMetrics::default(),
+        }
+    }
+}
+
+type Resp = Response<ResponseBody>;
+
+/// The bounds [`serve`] applies (the constants above; tests shrink them).
+#[derive(Debug, Clone)]
+struct Limits {
+    connections: usize,
+    first_byte: Duration,
+    header_read: Duration,
+    idle: Duration,
+    tls_handshake: Duration,
+    stalled_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: MAX_CONNECTIONS,
+            first_byte: FIRST_BYTE_TIMEOUT,
+            header_read: HEADER_READ_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            tls_handshake: TLS_HANDSHAKE_TIMEOUT,
+            stalled_after: STALLED_AFTER,
+        }
+    }
+}
 
 /// Serves on `listener` until `shutdown` completes, then lets open connections finish
 /// (bounded by a grace period).
@@ -84,26 +167,43 @@ pub async fn serve(
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = Limits::default();
+    let conns = Arc::new(Connections::new(
+        limits.connections,
+        limits.stalled_after,
+        state.metrics.clone(),
+    ));
+    serve_with(listener, state, shutdown, limits, conns).await
+}
+
+/// [`serve`] under `limits`, with the slot table `conns` (made for `limits`).
+async fn serve_with(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    conns: Arc<Connections>,
+) -> std::io::Result<()> {
+    let needed = limits.connections as u64 + OTHER_FILES;
+    match raise_open_file_limit() {
+        Ok(n) if n < needed => tracing::warn!(
+            open_file_limit = n,
+            needed,
+            "the open-file limit is below what the connection cap needs"
+        ),
+        Ok(n) => tracing::debug!(open_file_limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    let requests = Arc::new(RequestLimit::new(
+        state.max_requests,
+        conns.clone(),
+        state.metrics.clone(),
+    ));
+    let limits = Arc::new(limits);
     // `true` at shutdown: every connection finishes its request in flight and closes.
     let (stop, _) = watch::channel(false);
-    // Bumped when every slot is taken: connections close once their request in flight
-    // is answered, so idle keep-alive connections make room for waiting clients.
-    let (shed, _) = watch::channel(0u64);
     tokio::pin!(shutdown);
     loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                shed.send_modify(|n| *n += 1);
-                tracing::debug!("connection limit reached; closing idle connections");
-                // Past the cap, new connections wait in the kernel's listen backlog.
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                    () = &mut shutdown => break,
-                }
-            }
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -116,46 +216,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        state.metrics.connections_accepted.inc();
+        // Accepted before a slot is found: a new connection is what makes room.
+        let slot = tokio::select! {
+            slot = conns.admit() => slot,
+            () = &mut shutdown => break,
+        };
         let _ = stream.set_nodelay(true);
-        let (state, stop, shed) = (state.clone(), stop.subscribe(), shed.subscribe());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let web = state.web.current();
-            let life = Arc::new(ConnLife::default());
-            let stream = IdleTimeout::new(stream, IDLE_TIMEOUT);
-            let result = match web.tls.clone() {
-                None => {
-                    let conn = connection(stream, state, web, life.clone());
-                    until_asked_to_close(conn, life, stop, shed).await
-                }
-                Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = connection(tls_stream, state, web, life.clone());
-                            until_asked_to_close(conn, life, stop, shed).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(run_connection(
+            stream,
+            slot,
+            state.clone(),
+            requests.clone(),
+            limits.clone(),
+            stop.subscribe(),
+        ));
     }
     drop(listener);
     let _ = stop.send(true);
-    // Every connection holds a slot until it ends: all slots back means all closed.
-    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(MAX_CONNECTIONS as u32))
+    if tokio::time::timeout(SHUTDOWN_GRACE, conns.drained())
         .await
         .is_err()
     {
@@ -164,37 +243,105 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs `conn` to its end; when `stop` turns true or `shed` moves, asks it to close
-/// after the request in flight (an idle keep-alive connection closes at once).
-/// A connection that has not answered a request yet is not closed (its first request
-/// may be on the wire): its first response carries `Connection: close` instead.
-async fn until_asked_to_close<C: GracefulConnection>(
-    conn: C,
-    life: Arc<ConnLife>,
+/// How a connection ended.
+enum Ended {
+    /// hyper finished (the client closed, or an error).
+    Served(Result<(), hyper::Error>),
+    /// Closed at once to make room.
+    Evicted,
+    /// The TLS handshake failed.
+    Handshake(std::io::Error),
+    /// The TLS handshake timed out.
+    HandshakeTimeout,
+}
+
+/// One connection from accept to close, holding `slot` throughout.
+async fn run_connection(
+    stream: TcpStream,
+    slot: Slot,
+    state: Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+) {
+    let conn = slot.conn().clone();
+    let web = state.web.current();
+    let stream = stream::TrackedStream::new(stream, conn.clone(), limits.first_byte, limits.idle);
+    let header_read = limits.header_read;
+    let ended = match web.tls.clone() {
+        None => {
+            let http = connection(stream, state.clone(), web, requests, conn.clone(), header_read);
+            drive(http, &conn, stop).await
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(tls_stream)) => {
+                        let http = connection(tls_stream, state.clone(), web, requests, conn.clone(), header_read);
+                        drive(http, &conn, stop).await
+                    }
+                    Ok(Err(e)) => Ended::Handshake(e),
+                    Err(_) => Ended::HandshakeTimeout,
+                },
+                () = conn.asked_now() => Ended::Evicted,
+            }
+        }
+    };
+    let reason = match (conn.timed_out(), &ended) {
+        // Closed to make room: counted when chosen.
+        _ if conn.ask() > Ask::None => None,
+        (TimedOut::FirstByte, _) => Some(CloseReason::FirstByteTimeout),
+        (TimedOut::Idle, _) => Some(CloseReason::IdleTimeout),
+        (_, Ended::Served(Err(e))) if e.is_timeout() => Some(CloseReason::HeaderTimeout),
+        (_, Ended::Served(Err(e))) if e.is_parse() => Some(CloseReason::BadRequest),
+        (_, Ended::HandshakeTimeout) => Some(CloseReason::TlsHandshakeTimeout),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        state.metrics.closed(reason);
+    }
+    match ended {
+        Ended::Served(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        Ended::Handshake(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Ended::HandshakeTimeout => tracing::debug!("TLS handshake timed out"),
+        Ended::Served(Ok(())) | Ended::Evicted => {}
+    }
+    drop(slot);
+}
+
+/// Runs `http` to its end. At shutdown, or when asked to close gracefully, it closes
+/// after the response in flight (an idle keep-alive connection at once); asked to close
+/// at once, it is dropped, unless a request reached the handler meanwhile.
+async fn drive<C: GracefulConnection<Error = hyper::Error>>(
+    http: C,
+    conn: &Conn,
     mut stop: watch::Receiver<bool>,
-    mut shed: watch::Receiver<u64>,
-) -> Result<(), C::Error> {
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
-        _ = shed.changed() => {
-            life.closing.store(true, Ordering::Relaxed);
-            if life.answered.load(Ordering::Relaxed) {
-                conn.as_mut().graceful_shutdown();
+) -> Ended {
+    tokio::pin!(http);
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            // hyper first: a request already read reaches the handler before an ask
+            // to close at once is looked at.
+            biased;
+            result = http.as_mut() => return Ended::Served(result),
+            _ = stop.wait_for(|s| *s), if !graceful => {
+                graceful = true;
+                http.as_mut().graceful_shutdown();
+            }
+            () = conn.asked(), if conn.ask() < Ask::Now || !graceful => {
+                if conn.ask() == Ask::Now && conn.phase() != Phase::Busy {
+                    return Ended::Evicted;
+                }
+                if !graceful {
+                    graceful = true;
+                    http.as_mut().graceful_shutdown();
+                }
             }
         }
     }
-    conn.await
-}
-
-/// What the accept loop and a connection's requests share.
-#[derive(Default)]
-struct ConnLife {
-    /// A response has been sent.
-    answered: AtomicBool,
-    /// Close after the next response.
-    closing: AtomicBool,
 }
 
 /// One HTTP/1.1 connection over `io` (plain or TLS), under the web config it began with.
@@ -202,31 +349,38 @@ fn connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     io: IO,
     state: Arc<ServerState>,
     web: Arc<WebConfig>,
-    life: Arc<ConnLife>,
+    requests: Arc<RequestLimit>,
+    conn: Arc<Conn>,
+    header_read: Duration,
 ) -> impl GracefulConnection<Error = hyper::Error> {
     http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_read)
         .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(
             TokioIo::new(io),
             service_fn(move |req| {
-                let (state, web, life) = (state.clone(), web.clone(), life.clone());
+                let (state, web, requests, conn) =
+                    (state.clone(), web.clone(), requests.clone(), conn.clone());
                 async move {
-                    let mut resp = handle(&req, &state, &web).await;
-                    if life.closing.load(Ordering::Relaxed) {
-                        resp.headers_mut()
-                            .insert(CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    life.answered.store(true, Ordering::Relaxed);
+                    conn.begin_request();
+                    let resp = handle(&req, &state, &web, &requests, &conn).await;
+                    conn.end_request();
                     Ok::<_, Infallible>(resp)
                 }
             }),
         )
 }
 
-/// Authenticates and routes one request, adding the configured headers.
-pub async fn handle(req: &Request<Incoming>, state: &ServerState, web: &WebConfig) -> Resp {
+/// Authenticates, admits (`--web.max-requests`) and routes one request, adding the
+/// configured headers.
+async fn handle(
+    req: &Request<Incoming>,
+    state: &ServerState,
+    web: &WebConfig,
+    requests: &RequestLimit,
+    conn: &Arc<Conn>,
+) -> Resp {
     let mut resp = match &web.auth {
         Some(auth) if !auth.check(req.headers().get(AUTHORIZATION)).await => {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
@@ -236,25 +390,53 @@ pub async fn handle(req: &Request<Incoming>, state: &ServerState, web: &WebConfi
             );
             r
         }
-        _ => {
-            let header = |name| {
-                req.headers()
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-            };
-            route(
-                req.method(),
-                req.uri().path(),
-                header(ACCEPT),
-                accepts_gzip(header(ACCEPT_ENCODING)),
-                state,
-            )
-        }
+        _ => match admit_scrape(req, state, requests, conn).await {
+            Err(Refused) => text(
+                StatusCode::TOO_MANY_REQUESTS,
+                // promhttp's wording, which node_exporter users know.
+                &format!(
+                    "Limit of concurrent requests reached ({}), try again later.\n",
+                    requests.max()
+                ),
+            ),
+            Ok(permit) => {
+                let header = |name| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                };
+                let mut r = route(
+                    req.method(),
+                    req.uri().path(),
+                    header(ACCEPT),
+                    accepts_gzip(header(ACCEPT_ENCODING)),
+                    state,
+                );
+                r.body_mut().hold(permit);
+                r
+            }
+        },
     };
     for (name, value) in &web.headers {
         resp.headers_mut().insert(name.clone(), value.clone());
     }
     resp
+}
+
+/// A request permit if `req` is a scrape (GET or HEAD of the metrics path); other
+/// requests need none.
+async fn admit_scrape(
+    req: &Request<Incoming>,
+    state: &ServerState,
+    requests: &RequestLimit,
+    conn: &Arc<Conn>,
+) -> Result<Option<Permit>, Refused> {
+    let scrape = req.uri().path() == state.telemetry_path
+        && (req.method() == Method::GET || req.method() == Method::HEAD);
+    if !scrape {
+        return Ok(None);
+    }
+    requests.admit(conn).await.map(Some)
 }
 
 /// Routing without hyper's body type, for unit tests.
@@ -277,7 +459,7 @@ pub fn route(
         let body = state
             .cache
             .get(&state.registry, state.store.generation(), format, gzip);
-        let mut r = Response::new(Full::new(body));
+        let mut r = Response::new(ResponseBody::from(body));
         let h = r.headers_mut();
         h.insert(
             CONTENT_TYPE,
@@ -303,107 +485,13 @@ pub fn route(
         }
     };
     if head {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = ResponseBody::default();
     }
     resp
 }
 
-/// An I/O stream that fails with `TimedOut` when neither a read nor a write makes
-/// progress for `timeout` while one is pending.
-struct IdleTimeout<T> {
-    inner: T,
-    timeout: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<T> IdleTimeout<T> {
-    fn new(inner: T, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-
-    /// After the inner stream answered `result`: progress pushes the deadline back;
-    /// waiting past it is an error.
-    fn watch<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Poll<io::Result<R>>,
-    ) -> Poll<io::Result<R>> {
-        match result {
-            Poll::Ready(r) => {
-                let next = tokio::time::Instant::now() + self.timeout;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection made no progress",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        this.watch(cx, r)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.watch(cx, r)
-    }
-
-    // Forwarded so hyper sees vectored writes and queues a response body as the shared
-    // bytes it is; without them hyper copies every body into a per-connection buffer
-    // (bench-metrics: 156 MiB peak for 32 scrapes of a 3.7 MB body, 42 MiB with this).
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.watch(cx, r)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        this.watch(cx, r)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.watch(cx, r)
-    }
-}
-
 fn text(status: StatusCode, body: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    let mut r = Response::new(ResponseBody::from(Bytes::from(body.to_owned())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -413,7 +501,7 @@ fn text(status: StatusCode, body: &str) -> Resp {
 }
 
 fn html(body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(ResponseBody::from(Bytes::from(body)));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -495,6 +583,9 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 }
 
 #[cfg(test)]
+mod serve_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::reports::ReportKind;
@@ -544,48 +635,6 @@ mod tests {
             route(&Method::GET, "/-/ready", None, false, &s).status(),
             200
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stalled_connection_times_out_and_progress_keeps_it_open() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (client, server) = tokio::io::duplex(64);
-        let mut server = IdleTimeout::new(server, Duration::from_secs(60));
-        let mut client = client;
-        let mut buf = [0u8; 8];
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_secs(50)).await;
-            client.write_all(b"x").await.unwrap();
-            assert_eq!(
-                server.read(&mut buf).await.unwrap(),
-                1,
-                "progress resets the clock"
-            );
-        }
-        let err = server.read(&mut buf).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-    }
-
-    #[tokio::test]
-    async fn the_idle_timeout_keeps_vectored_writes() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let ((server, _), mut client) =
-            tokio::join!(async { listener.accept().await.unwrap() }, async {
-                client.await.unwrap()
-            });
-        assert!(server.is_write_vectored(), "a TCP stream writes vectored");
-        let mut server = IdleTimeout::new(server, Duration::from_secs(60));
-        assert!(
-            server.is_write_vectored(),
-            "hyper would copy every body into its own buffer"
-        );
-        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")];
-        let n = server.write_vectored(&bufs).await.unwrap();
-        let mut got = vec![0u8; n];
-        client.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, &b"abcd"[..n]);
     }
 
     #[test]

@@ -1,0 +1,230 @@
+//! The connection's byte stream (under TLS when configured): times it out and tells its
+//! [`Conn`] what happens on the wire, for the eviction order.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::connections::{Conn, TimedOut};
+
+/// An I/O stream that fails with `TimedOut` when nothing arrives within `first_byte`
+/// of the start, and later when neither a read nor a write makes progress for `idle`
+/// while one is pending.
+pub(super) struct TrackedStream<T> {
+    inner: T,
+    conn: Arc<Conn>,
+    first_byte: Duration,
+    idle: Duration,
+    got_byte: bool,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> TrackedStream<T> {
+    pub(super) fn new(inner: T, conn: Arc<Conn>, first_byte: Duration, idle: Duration) -> Self {
+        Self {
+            inner,
+            conn,
+            first_byte,
+            idle,
+            got_byte: false,
+            deadline: Box::pin(tokio::time::sleep(first_byte)),
+        }
+    }
+
+    /// After the inner stream answered `result`: progress pushes the deadline back;
+    /// waiting past it is an error. `write` says whether it was a write.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<R>>,
+        write: bool,
+    ) -> Poll<io::Result<R>> {
+        match result {
+            Poll::Ready(r) => {
+                let timeout = if self.got_byte {
+                    self.idle
+                } else {
+                    self.first_byte
+                };
+                let next = tokio::time::Instant::now() + timeout;
+                self.deadline.as_mut().reset(next);
+                self.conn.progressed(write.then_some(false));
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if write {
+                    self.conn.write_waiting();
+                }
+                match self.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let (which, what) = if self.got_byte {
+                            (TimedOut::Idle, "connection made no progress")
+                        } else {
+                            (TimedOut::FirstByte, "connection sent nothing")
+                        };
+                        self.conn.set_timed_out(which);
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedStream<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.got_byte = true;
+            this.conn.received();
+        }
+        this.watch(cx, r, false)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedStream<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, r, true)
+    }
+
+    // Forwarded so hyper sees vectored writes and queues a response body as the shared
+    // bytes it is; without them hyper copies every body into a per-connection buffer
+    // (bench-metrics: 156 MiB peak for 32 scrapes of a 3.7 MB body, 42 MiB with this).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, r, true)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, r, true)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, r, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::connections::{Connections, Phase};
+    use super::super::metrics::ServerMetrics;
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn conn() -> (Arc<Connections>, super::super::connections::Slot) {
+        let conns = Arc::new(Connections::new(
+            1,
+            Duration::from_secs(1),
+            ServerMetrics::default(),
+        ));
+        let slot = conns.try_admit().unwrap();
+        (conns, slot)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_connection_times_out_and_progress_keeps_it_open() {
+        let (_conns, slot) = conn();
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = TrackedStream::new(
+            server,
+            slot.conn().clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        let mut client = client;
+        let mut buf = [0u8; 8];
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        client.write_all(b"x").await.unwrap();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 1, "within the first-byte timeout");
+        assert_eq!(slot.conn().phase(), Phase::Reading);
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(50)).await;
+            client.write_all(b"x").await.unwrap();
+            assert_eq!(
+                server.read(&mut buf).await.unwrap(),
+                1,
+                "progress resets the clock"
+            );
+        }
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(slot.conn().timed_out(), TimedOut::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_times_out_first() {
+        let (_conns, slot) = conn();
+        let (_client, server) = tokio::io::duplex(64);
+        let mut server = TrackedStream::new(
+            server,
+            slot.conn().clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        let started = tokio::time::Instant::now();
+        let err = server.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(slot.conn().timed_out(), TimedOut::FirstByte);
+        assert_eq!(slot.conn().phase(), Phase::Unused);
+    }
+
+    #[tokio::test]
+    async fn the_stream_keeps_vectored_writes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let ((server, _), mut client) =
+            tokio::join!(async { listener.accept().await.unwrap() }, async {
+                client.await.unwrap()
+            });
+        assert!(server.is_write_vectored(), "a TCP stream writes vectored");
+        let (_conns, slot) = conn();
+        let mut server = TrackedStream::new(
+            server,
+            slot.conn().clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        assert!(
+            server.is_write_vectored(),
+            "hyper would copy every body into its own buffer"
+        );
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")];
+        let n = server.write_vectored(&bufs).await.unwrap();
+        let mut got = vec![0u8; n];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, &b"abcd"[..n]);
+    }
+}
