@@ -57,11 +57,11 @@ use crate::exposition;
 use crate::scrape_cache::{ScrapeCache, accepts_gzip};
 use crate::snapshot::Store;
 use crate::web_config::{WebConfig, WebConfigHandle};
-use connections::{Ask, Conn, Connections, Phase, Slot, TimedOut};
 pub use connections::raise_open_file_limit;
+use connections::{Ask, Conn, Connections, Phase, Slot, TimedOut};
 pub use metrics::{CloseReason, ServerMetrics};
-use requests::{Permit, Refused, RequestLimit};
 pub use requests::ResponseBody;
+use requests::{Permit, Refused, RequestLimit};
 
 /// How long a client may take to send its request headers (from the start of the
 /// connection, or from the previous response on a keep-alive connection).
@@ -90,6 +90,9 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
 /// Request header bytes buffered per connection (hyper's minimum is 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 << 10;
+/// Asked-for listen backlog; the kernel caps it at its maximum (Go asks for that
+/// maximum, at most this).
+const LISTEN_BACKLOG: i32 = 65_535;
 /// How long open connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Open files beyond the connections: listener, Graph connections, snapshot file, logs.
@@ -194,6 +197,9 @@ async fn serve_with(
         Ok(n) => tracing::debug!(open_file_limit = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
+    if let Err(e) = widen_backlog(&listener) {
+        tracing::warn!(error = %e, "cannot widen the listen backlog");
+    }
     let requests = Arc::new(RequestLimit::new(
         state.max_requests,
         conns.clone(),
@@ -243,14 +249,30 @@ async fn serve_with(
     Ok(())
 }
 
+/// Re-listens with the system's largest backlog (`net.core.somaxconn`, as Go does)
+/// instead of the 128 the standard library asks for: during a connection flood a
+/// scraper's SYN that finds the accept queue full is dropped and resent only after a
+/// second.
+fn widen_backlog(listener: &TcpListener) -> std::io::Result<()> {
+    #[cfg(unix)]
+    // Linux and the BSDs cap a larger backlog at their maximum.
+    rustix::net::listen(listener, LISTEN_BACKLOG)?;
+    #[cfg(not(unix))]
+    let _ = listener;
+    Ok(())
+}
+
 /// How a connection ended.
 enum Ended {
     /// hyper finished (the client closed, or an error).
     Served(Result<(), hyper::Error>),
-    /// Closed at once to make room.
-    Evicted,
-    /// The TLS handshake failed.
-    Handshake(std::io::Error),
+    /// Closed before hyper had it (to make room, at shutdown, at the first-byte timeout,
+    /// or by the client), or dropped at once to make room.
+    Closed,
+    /// The request head was not complete within the header timeout.
+    HeadTimeout,
+    /// The connection failed before hyper had it (also a failed TLS handshake).
+    Io(std::io::Error),
     /// The TLS handshake timed out.
     HandshakeTimeout,
 }
@@ -262,38 +284,16 @@ async fn run_connection(
     state: Arc<ServerState>,
     requests: Arc<RequestLimit>,
     limits: Arc<Limits>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let conn = slot.conn().clone();
-    let web = state.web.current();
-    let stream = stream::TrackedStream::new(stream, conn.clone(), limits.first_byte, limits.idle);
-    let header_read = limits.header_read;
-    let ended = match web.tls.clone() {
-        None => {
-            let http = connection(stream, state.clone(), web, requests, conn.clone(), header_read);
-            drive(http, &conn, stop).await
-        }
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
-            tokio::select! {
-                done = handshake => match done {
-                    Ok(Ok(tls_stream)) => {
-                        let http = connection(tls_stream, state.clone(), web, requests, conn.clone(), header_read);
-                        drive(http, &conn, stop).await
-                    }
-                    Ok(Err(e)) => Ended::Handshake(e),
-                    Err(_) => Ended::HandshakeTimeout,
-                },
-                () = conn.asked_now() => Ended::Evicted,
-            }
-        }
-    };
+    let ended = serve_connection(stream, &conn, &state, requests, &limits, &mut stop).await;
     let reason = match (conn.timed_out(), &ended) {
         // Closed to make room: counted when chosen.
         _ if conn.ask() > Ask::None => None,
         (TimedOut::FirstByte, _) => Some(CloseReason::FirstByteTimeout),
         (TimedOut::Idle, _) => Some(CloseReason::IdleTimeout),
+        (_, Ended::HeadTimeout) => Some(CloseReason::HeaderTimeout),
         (_, Ended::Served(Err(e))) if e.is_timeout() => Some(CloseReason::HeaderTimeout),
         (_, Ended::Served(Err(e))) if e.is_parse() => Some(CloseReason::BadRequest),
         (_, Ended::HandshakeTimeout) => Some(CloseReason::TlsHandshakeTimeout),
@@ -304,11 +304,103 @@ async fn run_connection(
     }
     match ended {
         Ended::Served(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
-        Ended::Handshake(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Ended::Io(e) => tracing::debug!(error = %e, "connection failed"),
         Ended::HandshakeTimeout => tracing::debug!("TLS handshake timed out"),
-        Ended::Served(Ok(())) | Ended::Evicted => {}
+        Ended::HeadTimeout => tracing::debug!("request head timed out"),
+        Ended::Served(Ok(())) | Ended::Closed => {}
     }
     drop(slot);
+}
+
+/// A connection in stages, each holding only what it needs, so a flood of connections
+/// that never complete a request costs little: nothing but the task until the first
+/// byte; a buffer the size of what arrived until the request head is complete (plain
+/// HTTP); hyper's buffers (16 KiB) and state, or TLS's, only then.
+async fn serve_connection(
+    stream: TcpStream,
+    conn: &Arc<Conn>,
+    state: &Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: &Limits,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    // `peek`, not `readable`: tokio reports a new socket ready before anything came.
+    let mut byte = [0u8; 1];
+    tokio::select! {
+        first = tokio::time::timeout(limits.first_byte, stream.peek(&mut byte)) => match first {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Ended::Io(e),
+            Err(_) => {
+                conn.set_timed_out(TimedOut::FirstByte);
+                return Ended::Closed;
+            }
+        },
+        () = conn.asked_now() => return Ended::Closed,
+        _ = stop.wait_for(|s| *s) => return Ended::Closed,
+    }
+    let web = state.web.current();
+    let mut stream =
+        stream::TrackedStream::new(stream, conn.clone(), limits.first_byte, limits.idle);
+    if let Some(tls) = web.tls.clone() {
+        return Box::pin(serve_tls(
+            stream,
+            tls,
+            web,
+            conn,
+            state,
+            requests,
+            limits,
+            stop.clone(),
+        ))
+        .await;
+    }
+    let head = tokio::select! {
+        head = tokio::time::timeout(limits.header_read, stream.read_head(MAX_HEADER_BYTES)) => head,
+        () = conn.asked_now() => return Ended::Closed,
+        _ = stop.wait_for(|s| *s) => return Ended::Closed,
+    };
+    match head {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ended::Closed,
+        Ok(Err(e)) => return Ended::Io(e),
+        Err(_) => return Ended::HeadTimeout,
+    }
+    let http = connection(
+        stream,
+        state.clone(),
+        web,
+        requests,
+        conn.clone(),
+        limits.header_read,
+    );
+    Box::pin(drive(http, conn, stop.clone())).await
+}
+
+/// The TLS handshake, then HTTP over it.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls(
+    stream: stream::TrackedStream<TcpStream>,
+    tls: Arc<rustls::ServerConfig>,
+    web: Arc<WebConfig>,
+    conn: &Arc<Conn>,
+    state: &Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: &Limits,
+    stop: watch::Receiver<bool>,
+) -> Ended {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
+    tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(tls_stream)) => {
+                let http = connection(tls_stream, state.clone(), web, requests, conn.clone(), limits.header_read);
+                drive(http, conn, stop).await
+            }
+            Ok(Err(e)) => Ended::Io(e),
+            Err(_) => Ended::HandshakeTimeout,
+        },
+        () = conn.asked_now() => Ended::Closed,
+    }
 }
 
 /// Runs `http` to its end. At shutdown, or when asked to close gracefully, it closes
@@ -333,7 +425,7 @@ async fn drive<C: GracefulConnection<Error = hyper::Error>>(
             }
             () = conn.asked(), if conn.ask() < Ask::Now || !graceful => {
                 if conn.ask() == Ask::Now && conn.phase() != Phase::Busy {
-                    return Ended::Evicted;
+                    return Ended::Closed;
                 }
                 if !graceful {
                     graceful = true;

@@ -21,6 +21,7 @@
 //! A victim is marked before it is told, so it is chosen once; one that a request
 //! reached in the moment between being chosen and being told finishes that request.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,9 +32,13 @@ use tokio::time::Instant;
 
 use super::metrics::{CloseReason, ServerMetrics};
 
-/// How long [`Connections::admit`] waits for a chosen victim to free its slot before it
-/// chooses another (an idle victim still writing a response takes as long as that).
+/// How long [`Connections::admit`] waits for a slot, when nothing could make room, before
+/// it looks again (a stalled response becomes closable with time).
 const EVICTION_RECHECK: Duration = Duration::from_millis(100);
+/// Connections beyond the cap that may be open while connections asked to close are
+/// still going: a new connection takes its place at once instead of waiting for its
+/// victim's task to run (an idle victim still writing a response takes that long).
+pub(super) const CLOSING_HEADROOM: usize = 64;
 
 /// What a connection has done so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +149,8 @@ pub(super) struct Conn {
     ask: AtomicU8,
     asked: Notify,
     timed_out: AtomicU8,
+    /// Still in the table.
+    open: AtomicBool,
 }
 
 impl Conn {
@@ -160,6 +167,7 @@ impl Conn {
             ask: AtomicU8::new(Ask::None as u8),
             asked: Notify::new(),
             timed_out: AtomicU8::new(TimedOut::No as u8),
+            open: AtomicBool::new(true),
         }
     }
 
@@ -240,14 +248,18 @@ impl Conn {
         }
     }
 
-    /// Raises the ask to `ask`; false if it was already that high.
-    fn raise(&self, ask: Ask) -> bool {
-        let before = self.ask.fetch_max(ask as u8, Ordering::AcqRel);
-        let raised = before < ask as u8;
-        if raised {
+    /// Raises the ask to `ask`; what it was.
+    fn raise(&self, ask: Ask) -> Ask {
+        let before = Ask::from_u8(self.ask.fetch_max(ask as u8, Ordering::AcqRel));
+        if before < ask {
             self.asked.notify_one();
         }
-        raised
+        before
+    }
+
+    /// Still open, still unused and not asked to close at once.
+    fn waiting_unused(&self) -> bool {
+        self.open.load(Ordering::Relaxed) && self.phase() == Phase::Unused && self.ask() < Ask::Now
     }
 
     /// Records which stream timeout fired.
@@ -295,8 +307,25 @@ fn nanos_since(epoch: Instant) -> u64 {
 }
 
 struct Table {
+    /// `cap` + [`CLOSING_HEADROOM`] places.
     slots: Vec<Option<Arc<Conn>>>,
     free: Vec<usize>,
+    /// Open connections asked to close, not gone yet.
+    closing: usize,
+    /// Connections in admission order, for finding the oldest unused one without a scan;
+    /// entries that are gone or past [`Phase::Unused`] are dropped when met.
+    unused: VecDeque<Arc<Conn>>,
+}
+
+impl Table {
+    fn open(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Open connections not asked to close.
+    fn live(&self) -> usize {
+        self.open() - self.closing
+    }
 }
 
 /// The slot table.
@@ -311,16 +340,19 @@ pub(super) struct Connections {
 }
 
 impl Connections {
-    /// A table of `cap` slots.
+    /// A table of `cap` slots (plus room for connections closing to make room).
     pub(super) fn new(cap: usize, stalled_after: Duration, metrics: ServerMetrics) -> Self {
+        let places = cap + CLOSING_HEADROOM;
         Self {
             epoch: Instant::now(),
             stalled_after,
             cap,
             table: Mutex::new(Table {
-                slots: vec![None; cap],
+                slots: vec![None; places],
                 // Popped from the end: slot 0 first.
-                free: (0..cap).rev().collect(),
+                free: (0..places).rev().collect(),
+                closing: 0,
+                unused: VecDeque::new(),
             }),
             freed: Notify::new(),
             metrics,
@@ -331,13 +363,48 @@ impl Connections {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A free slot, if there is one.
+    /// A slot if fewer than `cap` connections are open and not closing.
+    #[cfg(test)]
     pub(super) fn try_admit(self: &Arc<Self>) -> Option<Slot> {
+        self.admit_now(false)
+    }
+
+    /// A slot for a new connection, closing another to make room when all are taken
+    /// (see the module doc); waits only when nothing can be closed, or when
+    /// [`CLOSING_HEADROOM`] connections are still closing.
+    pub(super) async fn admit(self: &Arc<Self>) -> Slot {
+        loop {
+            if let Some(slot) = self.admit_now(true) {
+                return slot;
+            }
+            tracing::debug!("no connection can make room now; waiting for a slot");
+            let _ = tokio::time::timeout(EVICTION_RECHECK, self.freed.notified()).await;
+        }
+    }
+
+    /// A slot at once, if there is one (after closing another, if `evict`).
+    fn admit_now(self: &Arc<Self>, evict: bool) -> Option<Slot> {
         let conn = Arc::new(Conn::new(self.epoch));
         let index = {
             let mut table = self.lock();
+            if table.free.is_empty() {
+                // Every place taken, the headroom by connections still closing.
+                return None;
+            }
+            if evict && table.live() >= self.cap {
+                let now = nanos_since(self.epoch);
+                let stalled_after = duration_nanos(self.stalled_after);
+                self.evict(&mut table, |c| c.rank(now, stalled_after));
+            }
+            if table.live() >= self.cap {
+                return None;
+            }
             let index = table.free.pop()?;
             table.slots[index] = Some(conn.clone());
+            table.unused.push_back(conn.clone());
+            if table.unused.len() > 2 * table.slots.len() {
+                table.unused.retain(|c| c.waiting_unused());
+            }
             index
         };
         self.metrics.connections_open.inc();
@@ -348,35 +415,12 @@ impl Connections {
         })
     }
 
-    /// A slot for a new connection, closing another to make room when all are taken
-    /// (see the module doc); waits only when nothing can be closed.
-    pub(super) async fn admit(self: &Arc<Self>) -> Slot {
-        loop {
-            if let Some(slot) = self.try_admit() {
-                return slot;
-            }
-            if self.make_room().is_none() {
-                tracing::debug!("every connection slot is busy answering; waiting for one");
-            }
-            let freed = async {
-                loop {
-                    self.freed.notified().await;
-                    if let Some(slot) = self.try_admit() {
-                        return slot;
-                    }
-                }
-            };
-            if let Ok(slot) = tokio::time::timeout(EVICTION_RECHECK, freed).await {
-                return slot;
-            }
-        }
-    }
-
     /// Asks the first connection in the eviction order to close; its tier.
+    #[cfg(test)]
     pub(super) fn make_room(&self) -> Option<Tier> {
         let now = nanos_since(self.epoch);
         let stalled_after = duration_nanos(self.stalled_after);
-        self.evict(|c| c.rank(now, stalled_after))
+        self.evict(&mut self.lock(), |c| c.rank(now, stalled_after))
     }
 
     /// Asks the longest-stalled connection holding a request permit to close at once;
@@ -384,7 +428,7 @@ impl Connections {
     pub(super) fn evict_stalled_request(&self) -> bool {
         let now = nanos_since(self.epoch);
         let stalled_after = duration_nanos(self.stalled_after);
-        self.evict(|c| {
+        self.evict(&mut self.lock(), |c| {
             (c.holds_permit.load(Ordering::Relaxed)
                 && c.ask() < Ask::Now
                 && c.stalled(now, stalled_after))
@@ -393,28 +437,53 @@ impl Connections {
         .is_some()
     }
 
-    /// Asks the connection that `rank` puts first to close, and counts it.
-    fn evict(&self, rank: impl Fn(&Conn) -> Option<(Tier, u64)>) -> Option<Tier> {
-        let (victim, tier) = {
-            let table = self.lock();
-            let (conn, (tier, _)) = table
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(|c| rank(c).map(|r| (c, r)))
-                .min_by_key(|(_, r)| *r)?;
-            (conn.clone(), tier)
+    /// Asks the connection that `rank` puts first to close, and counts it. The oldest
+    /// unused connection, when `rank` takes those, comes from the admission queue.
+    fn evict(
+        &self,
+        table: &mut Table,
+        rank: impl Fn(&Conn) -> Option<(Tier, u64)>,
+    ) -> Option<Tier> {
+        while let Some(front) = table.unused.front() {
+            if front.waiting_unused() {
+                break;
+            }
+            table.unused.pop_front();
+        }
+        let oldest_unused = table
+            .unused
+            .front()
+            .filter(|c| rank(c).is_some_and(|(tier, _)| tier == Tier::Unused))
+            .map(|c| (c.clone(), Tier::Unused));
+        let (victim, tier) = match oldest_unused {
+            Some(found) => found,
+            None => {
+                let (conn, (tier, _)) = table
+                    .slots
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| rank(c).map(|r| (c, r)))
+                    .min_by_key(|(_, r)| *r)?;
+                (conn.clone(), tier)
+            }
         };
-        if victim.raise(tier.ask()) {
+        let before = victim.raise(tier.ask());
+        if before == Ask::None {
+            table.closing += 1;
+        }
+        if before < tier.ask() {
             self.metrics.closed(tier.reason());
-            tracing::debug!(reason = tier.reason().label(), "closing a connection to make room");
+            tracing::debug!(
+                reason = tier.reason().label(),
+                "closing a connection to make room"
+            );
         }
         Some(tier)
     }
 
-    /// Connections open.
+    /// Connections open (some may be closing).
     pub(super) fn open(&self) -> usize {
-        self.cap - self.lock().free.len()
+        self.lock().open()
     }
 
     /// Each open connection's phase, whether its writes wait on the client and whether
@@ -471,6 +540,11 @@ impl Drop for Slot {
             let mut table = self.owner.lock();
             table.slots[self.index] = None;
             table.free.push(self.index);
+            // Under the lock, as `evict` counts it.
+            if self.conn.ask() > Ask::None {
+                table.closing -= 1;
+            }
+            self.conn.open.store(false, Ordering::Relaxed);
         }
         self.owner.metrics.connections_open.dec();
         // One waiter at a time: the accept loop, or the drain at shutdown.
@@ -572,7 +646,11 @@ mod tests {
             ],
             "unused oldest first, then idle, then incomplete; stalled not yet, busy never"
         );
-        assert_eq!(c(2).ask(), Ask::Graceful, "an idle connection closes gracefully");
+        assert_eq!(
+            c(2).ask(),
+            Ask::Graceful,
+            "an idle connection closes gracefully"
+        );
         assert_eq!(c(1).ask(), Ask::Now);
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(conns.make_room(), Some(Tier::Stalled));
@@ -596,33 +674,74 @@ mod tests {
         c.received();
         assert_eq!(c.phase(), Phase::Reading, "the next request has begun");
         c.begin_request();
-        assert_eq!(conns.make_room(), None, "a request being handled is not closed");
+        assert_eq!(
+            conns.make_room(),
+            None,
+            "a request being handled is not closed"
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn admit_waits_for_the_victim_to_close() {
-        let conns = table(2);
-        let a = conns.try_admit().unwrap();
-        let b = conns.try_admit().unwrap();
-        b.conn().received();
-        b.conn().begin_request();
-        let victim = a.conn().clone();
-        let closer = tokio::spawn(async move {
-            victim.asked_now().await;
-            drop(a);
+    async fn admit_closes_a_victim_without_waiting_for_it_and_waits_when_none_can_go() {
+        let conns = table(1);
+        let busy = conns.try_admit().unwrap();
+        busy.conn().received();
+        busy.conn().begin_request();
+        let waiting = tokio::spawn({
+            let conns = conns.clone();
+            async move { conns.admit().await }
         });
-        let slot = tokio::time::timeout(Duration::from_secs(1), conns.admit())
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a request being answered is not closed"
+        );
+        drop(busy);
+        let unused = tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
-            .expect("the unused connection made room");
-        closer.await.unwrap();
-        assert_eq!(slot.conn().phase(), Phase::Unused);
-        assert_eq!(conns.open(), 2);
-        drop((b, slot));
-        assert_eq!(conns.open(), 0);
+            .expect("a freed slot is taken")
+            .unwrap();
+        let next = tokio::time::timeout(Duration::from_millis(1), conns.admit())
+            .await
+            .expect("the unused one makes room at once");
+        assert_eq!(unused.conn().ask(), Ask::Now);
+        assert_eq!(conns.open(), 2, "the victim may still be closing");
+        assert!(
+            conns.try_admit().is_none(),
+            "the cap counts only those not closing"
+        );
+        drop(unused);
+        assert_eq!(conns.open(), 1);
+        drop(next);
         tokio::time::timeout(Duration::from_secs(1), conns.drained())
             .await
             .unwrap();
         assert_eq!(conns.metrics.connections_open.get(), 0);
+        assert_eq!(closed(&conns, CloseReason::PressureUnused), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_closing_headroom_bounds_what_is_open() {
+        let conns = table(1);
+        let mut victims = Vec::new();
+        for _ in 0..=CLOSING_HEADROOM {
+            victims.push(conns.admit().await);
+        }
+        assert_eq!(conns.open(), CLOSING_HEADROOM + 1);
+        let waiting = tokio::spawn({
+            let conns = conns.clone();
+            async move { conns.admit().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !waiting.is_finished(),
+            "no place left while the victims close"
+        );
+        drop(victims.remove(0));
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -637,7 +756,10 @@ mod tests {
             s.conn().write_waiting();
         }
         a.conn().set_holds_permit(true);
-        assert!(!conns.evict_stalled_request(), "not stalled long enough yet");
+        assert!(
+            !conns.evict_stalled_request(),
+            "not stalled long enough yet"
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         b.conn().progressed(Some(true));
         assert!(conns.evict_stalled_request());

@@ -122,7 +122,11 @@ impl ServerMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "entra_exporter_http_connections_open",
-            "HTTP connections open now (at most the connection cap, 512).",
+            format!(
+                "HTTP connections open now: at most the cap ({}) plus up to {} still closing to make room.",
+                super::MAX_CONNECTIONS,
+                super::connections::CLOSING_HEADROOM
+            ),
             self.connections_open.clone(),
         );
         registry.register(
@@ -184,7 +188,9 @@ mod tests {
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
         assert!(
-            text.contains("entra_exporter_http_requests_refused_total{reason=\"max_requests\"} 0\n")
+            text.contains(
+                "entra_exporter_http_requests_refused_total{reason=\"max_requests\"} 0\n"
+            )
         );
         assert!(text.contains("entra_exporter_http_connections_open 0\n"));
         assert!(text.contains("entra_exporter_http_requests_in_flight 0\n"));

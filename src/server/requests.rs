@@ -66,8 +66,7 @@ impl RequestLimit {
                     let mut freed = None;
                     if self.conns.evict_stalled_request()
                         && let Ok(Ok(p)) =
-                            tokio::time::timeout(PERMIT_WAIT, permits.clone().acquire_owned())
-                                .await
+                            tokio::time::timeout(PERMIT_WAIT, permits.clone().acquire_owned()).await
                     {
                         freed = Some(p);
                     }

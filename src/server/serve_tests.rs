@@ -109,7 +109,10 @@ impl Server {
 async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !ok() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -217,7 +220,10 @@ async fn a_full_table_makes_room_unused_first_then_idle_then_incomplete() {
             .await;
 
         assert_eq!(scrape(server.addr).await.0, 200, "the cap makes room");
-        assert!(closed(&mut unused).await, "the one that sent nothing goes first, though newest");
+        assert!(
+            closed(&mut unused).await,
+            "the one that sent nothing goes first, though newest"
+        );
         assert!(still_open(&mut idle).await && still_open(&mut half).await);
 
         server
@@ -228,16 +234,24 @@ async fn a_full_table_makes_room_unused_first_then_idle_then_incomplete() {
             .wait_for_phases(&[Phase::Answered, Phase::Reading, Phase::Reading])
             .await;
         assert_eq!(scrape(server.addr).await.0, 200);
-        assert!(closed(&mut idle).await, "then the idle keep-alive connection");
+        assert!(
+            closed(&mut idle).await,
+            "then the idle keep-alive connection"
+        );
         assert!(still_open(&mut half).await && still_open(&mut half2).await);
 
-        server.wait_for_phases(&[Phase::Reading, Phase::Reading]).await;
+        server
+            .wait_for_phases(&[Phase::Reading, Phase::Reading])
+            .await;
         let mut half3 = server.half_sent().await;
         server
             .wait_for_phases(&[Phase::Reading, Phase::Reading, Phase::Reading])
             .await;
         assert_eq!(scrape(server.addr).await.0, 200);
-        assert!(closed(&mut half).await, "then the oldest incomplete request");
+        assert!(
+            closed(&mut half).await,
+            "then the oldest incomplete request"
+        );
         assert!(still_open(&mut half2).await && still_open(&mut half3).await);
 
         assert_eq!(server.closed(CloseReason::PressureUnused), 1);
@@ -267,7 +281,10 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_first_byte_timeout() {
         let mut silent = server.connect().await;
         assert!(closed(&mut silent).await);
         assert_eq!(server.closed(CloseReason::FirstByteTimeout), 1);
-        assert!(still_open(&mut half).await, "a connection that sent a byte stays");
+        assert!(
+            still_open(&mut half).await,
+            "a connection that sent a byte stays"
+        );
         let mut keep = server.connect().await;
         assert_eq!(request(&mut keep, "/-/healthy", false).await.0, 200);
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -8,9 +8,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::connections::{Conn, TimedOut};
+
+/// First size of the read-ahead buffer: a scrape's request head fits.
+const HEAD_START: usize = 1 << 10;
+
+/// Whether `head` holds a complete request head: a blank line (CRLF or bare LF).
+fn head_complete(head: &[u8]) -> bool {
+    head.windows(3).any(|w| w == b"\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+}
 
 /// An I/O stream that fails with `TimedOut` when nothing arrives within `first_byte`
 /// of the start, and later when neither a read nor a write makes progress for `idle`
@@ -22,6 +31,8 @@ pub(super) struct TrackedStream<T> {
     idle: Duration,
     got_byte: bool,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Bytes read ahead by [`TrackedStream::read_head`], read again first.
+    replay: Bytes,
 }
 
 impl<T> TrackedStream<T> {
@@ -33,7 +44,30 @@ impl<T> TrackedStream<T> {
             idle,
             got_byte: false,
             deadline: Box::pin(tokio::time::sleep(first_byte)),
+            replay: Bytes::new(),
         }
+    }
+
+    /// Reads until a request head is complete (a blank line), `max` bytes have come or
+    /// the client closed, and keeps what it read to be read again. Whether anything
+    /// came. Until then a connection holds a buffer the size of what it sent, not
+    /// hyper's.
+    pub(super) async fn read_head(&mut self, max: usize) -> io::Result<bool>
+    where
+        T: AsyncRead + Unpin,
+    {
+        let mut head = Vec::with_capacity(HEAD_START.min(max));
+        while !head_complete(&head) && head.len() < max {
+            if head.len() == head.capacity() {
+                head.reserve_exact(head.len().min(max - head.len()));
+            }
+            if self.read_buf(&mut head).await? == 0 {
+                break;
+            }
+        }
+        let any = !head.is_empty();
+        self.replay = Bytes::from(head);
+        Ok(any)
     }
 
     /// After the inner stream answered `result`: progress pushes the deadline back;
@@ -84,6 +118,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedStream<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            if this.replay.is_empty() {
+                // Let the read-ahead buffer go.
+                this.replay = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -167,7 +210,11 @@ mod tests {
         let mut buf = [0u8; 8];
         tokio::time::sleep(Duration::from_secs(4)).await;
         client.write_all(b"x").await.unwrap();
-        assert_eq!(server.read(&mut buf).await.unwrap(), 1, "within the first-byte timeout");
+        assert_eq!(
+            server.read(&mut buf).await.unwrap(),
+            1,
+            "within the first-byte timeout"
+        );
         assert_eq!(slot.conn().phase(), Phase::Reading);
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(50)).await;
@@ -199,6 +246,53 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(slot.conn().timed_out(), TimedOut::FirstByte);
         assert_eq!(slot.conn().phase(), Phase::Unused);
+    }
+
+    #[tokio::test]
+    async fn the_head_is_read_ahead_and_read_again() {
+        let (_conns, slot) = conn();
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let long = Duration::from_secs(60);
+        let mut server = TrackedStream::new(server, slot.conn().clone(), long, long);
+        let request = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /next";
+        let reader = tokio::spawn(async move {
+            assert!(server.read_head(1 << 14).await.unwrap());
+            assert_eq!(server.replay.len(), request.len(), "what came, not more");
+            let mut all = vec![0u8; request.len()];
+            server.read_exact(&mut all).await.unwrap();
+            assert!(server.replay.is_empty());
+            all
+        });
+        for part in [&request[..10], &request[10..20], &request[20..]] {
+            client.write_all(part).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(reader.await.unwrap(), request);
+        assert_eq!(slot.conn().phase(), Phase::Reading);
+    }
+
+    #[tokio::test]
+    async fn reading_ahead_stops_at_the_limit_and_at_the_end() {
+        let (_conns, slot) = conn();
+        let long = Duration::from_secs(60);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut server = TrackedStream::new(server, slot.conn().clone(), long, long);
+        client.write_all(&[b'a'; 5000]).await.unwrap();
+        assert!(server.read_head(3000).await.unwrap());
+        assert_eq!(
+            server.replay.len(),
+            3000,
+            "no head in sight: hyper answers 431"
+        );
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = TrackedStream::new(server, slot.conn().clone(), long, long);
+        drop(client);
+        assert!(
+            !server.read_head(3000).await.unwrap(),
+            "closed before a byte"
+        );
+        assert!(head_complete(b"GET / HTTP/1.1\nHost: t\n\n"), "bare LF");
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: t\r\n"));
     }
 
     #[tokio::test]
