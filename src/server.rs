@@ -40,8 +40,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue,
-    VARY, WWW_AUTHENTICATE,
+    ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
+    HeaderValue, VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -79,6 +79,12 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// make room (for a new connection or request). A client that reads makes progress
 /// every round trip.
 pub const STALLED_AFTER: Duration = Duration::from_secs(1);
+/// A connection closed to make room while it has sent nothing and is younger than this
+/// gets until this age to send its first byte, and is answered if it does: a client
+/// among many connecting at once from a loaded machine can take that long between its
+/// connect and its request (tests/load.rs: up to 0.9 s). At most [`MAX_CONNECTIONS`]
+/// wait so; beyond that, victims close at once.
+pub const UNUSED_GRACE: Duration = Duration::from_secs(1);
 /// Concurrent connections served. Far above what scrapers need (one each), low enough
 /// that a connection flood cannot exhaust file descriptors or memory (each costs about
 /// 10 KiB of buffers and state).
@@ -95,8 +101,9 @@ const MAX_HEADER_BYTES: usize = 16 << 10;
 const LISTEN_BACKLOG: i32 = 65_535;
 /// How long open connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Open files beyond the connections: listener, Graph connections, snapshot file, logs.
-const OTHER_FILES: u64 = 64;
+/// Open files beyond the connections: listener, Graph connections, snapshot file, logs,
+/// and connections closing to make room.
+const OTHER_FILES: u64 = 128;
 
 /// What the server reads.
 #[derive(Debug)]
@@ -148,6 +155,7 @@ struct Limits {
     idle: Duration,
     tls_handshake: Duration,
     stalled_after: Duration,
+    unused_grace: Duration,
 }
 
 impl Default for Limits {
@@ -159,6 +167,7 @@ impl Default for Limits {
             idle: IDLE_TIMEOUT,
             tls_handshake: TLS_HANDSHAKE_TIMEOUT,
             stalled_after: STALLED_AFTER,
+            unused_grace: UNUSED_GRACE,
         }
     }
 }
@@ -174,6 +183,7 @@ pub async fn serve(
     let conns = Arc::new(Connections::new(
         limits.connections,
         limits.stalled_after,
+        limits.unused_grace,
         state.metrics.clone(),
     ));
     serve_with(listener, state, shutdown, limits, conns).await
@@ -187,7 +197,8 @@ async fn serve_with(
     limits: Limits,
     conns: Arc<Connections>,
 ) -> std::io::Result<()> {
-    let needed = limits.connections as u64 + OTHER_FILES;
+    // Live, graced and closing connections (see `connections`), and the rest.
+    let needed = 2 * limits.connections as u64 + OTHER_FILES;
     match raise_open_file_limit() {
         Ok(n) if n < needed => tracing::warn!(
             open_file_limit = n,
@@ -326,18 +337,38 @@ async fn serve_connection(
 ) -> Ended {
     // `peek`, not `readable`: tokio reports a new socket ready before anything came.
     let mut byte = [0u8; 1];
-    tokio::select! {
+    let chosen = tokio::select! {
+        biased;
         first = tokio::time::timeout(limits.first_byte, stream.peek(&mut byte)) => match first {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => false,
             Ok(Err(e)) => return Ended::Io(e),
             Err(_) => {
                 conn.set_timed_out(TimedOut::FirstByte);
                 return Ended::Closed;
             }
         },
-        () = conn.asked_now() => return Ended::Closed,
+        () = conn.asked_now() => true,
         _ = stop.wait_for(|s| *s) => return Ended::Closed,
+    };
+    if chosen {
+        // Chosen as unused, but a young one may yet send (many clients connecting at
+        // once: the accept loop runs ahead of them), or just have sent.
+        let grace = conn.grace_left();
+        let sent = grace > Duration::ZERO
+            && matches!(
+                tokio::time::timeout(grace, stream.peek(&mut byte)).await,
+                Ok(Ok(_))
+            );
+        if !sent && !has_data(&stream) {
+            return Ended::Closed;
+        }
     }
+    if conn.ask() == Ask::Now {
+        conn.answer_then_close();
+    }
+    // Chosen to make room: what it sent is answered if its request head is complete
+    // before its grace ends (at once, when it has none); otherwise it closes.
+    let chosen = conn.answers_then_closes();
     let web = state.web.current();
     let mut stream =
         stream::TrackedStream::new(stream, conn.clone(), limits.first_byte, limits.idle);
@@ -354,9 +385,13 @@ async fn serve_connection(
         ))
         .await;
     }
+    let head_time = match chosen {
+        true => limits.header_read.min(conn.grace_left()),
+        false => limits.header_read,
+    };
     let head = tokio::select! {
-        head = tokio::time::timeout(limits.header_read, stream.read_head(MAX_HEADER_BYTES)) => head,
-        () = conn.asked_now() => return Ended::Closed,
+        head = tokio::time::timeout(head_time, stream.read_head(MAX_HEADER_BYTES)) => head,
+        () = conn.asked_now(), if !chosen => return Ended::Closed,
         _ = stop.wait_for(|s| *s) => return Ended::Closed,
     };
     match head {
@@ -376,6 +411,25 @@ async fn serve_connection(
     Box::pin(drive(http, conn, stop.clone())).await
 }
 
+/// Whether bytes from the client wait in `stream`'s receive buffer (or it was closed).
+fn has_data(stream: &TcpStream) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::net::{RecvFlags, recv};
+        let mut byte = [0u8; 1];
+        // Neither consumes the byte nor blocks; tokio's readiness is not touched.
+        !matches!(
+            recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+            Err(rustix::io::Errno::AGAIN)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        false
+    }
+}
+
 /// The TLS handshake, then HTTP over it.
 #[allow(clippy::too_many_arguments)]
 async fn serve_tls(
@@ -389,7 +443,13 @@ async fn serve_tls(
     stop: watch::Receiver<bool>,
 ) -> Ended {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
+    // Chosen to make room (see `serve_connection`): the handshake must end in its grace.
+    let chosen = conn.answers_then_closes();
+    let handshake_time = match chosen {
+        true => limits.tls_handshake.min(conn.grace_left()),
+        false => limits.tls_handshake,
+    };
+    let handshake = tokio::time::timeout(handshake_time, acceptor.accept(stream));
     tokio::select! {
         done = handshake => match done {
             Ok(Ok(tls_stream)) => {
@@ -399,7 +459,7 @@ async fn serve_tls(
             Ok(Err(e)) => Ended::Io(e),
             Err(_) => Ended::HandshakeTimeout,
         },
-        () = conn.asked_now() => Ended::Closed,
+        () = conn.asked_now(), if !chosen => Ended::Closed,
     }
 }
 
@@ -424,6 +484,11 @@ async fn drive<C: GracefulConnection<Error = hyper::Error>>(
                 http.as_mut().graceful_shutdown();
             }
             () = conn.asked(), if conn.ask() < Ask::Now || !graceful => {
+                if conn.answers_then_closes() {
+                    // Its response says `Connection: close`; a graceful shutdown now
+                    // would close before hyper reads the request.
+                    continue;
+                }
                 if conn.ask() == Ask::Now && conn.phase() != Phase::Busy {
                     return Ended::Closed;
                 }
@@ -456,7 +521,11 @@ fn connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     (state.clone(), web.clone(), requests.clone(), conn.clone());
                 async move {
                     conn.begin_request();
-                    let resp = handle(&req, &state, &web, &requests, &conn).await;
+                    let mut resp = handle(&req, &state, &web, &requests, &conn).await;
+                    if conn.answers_then_closes() {
+                        resp.headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
                     conn.end_request();
                     Ok::<_, Infallible>(resp)
                 }

@@ -6,7 +6,9 @@
 //! [`Connections::admit`] closes the connection that has done the least, in this
 //! order ([`Tier`]):
 //!
-//! 1. one that has sent nothing yet, the oldest first (closed at once);
+//! 1. one that has sent nothing yet, the oldest first (closed at once; if it is younger
+//!    than the unused grace, up to `cap` such get until then to send their first byte,
+//!    and one that does is answered, then closed);
 //! 2. an idle keep-alive connection, the longest idle first (closed once anything it is
 //!    still writing is written: at once when idle);
 //! 3. one whose request head is still incomplete, the oldest first (closed at once);
@@ -35,9 +37,10 @@ use super::metrics::{CloseReason, ServerMetrics};
 /// How long [`Connections::admit`] waits for a slot, when nothing could make room, before
 /// it looks again (a stalled response becomes closable with time).
 const EVICTION_RECHECK: Duration = Duration::from_millis(100);
-/// Connections beyond the cap that may be open while connections asked to close are
-/// still going: a new connection takes its place at once instead of waiting for its
-/// victim's task to run (an idle victim still writing a response takes that long).
+/// Connections beyond the cap (and the graced ones) that may be open while connections
+/// asked to close are still going: a new connection takes its place at once instead of
+/// waiting for its victim's task to run (an idle victim still writing a response takes
+/// that long).
 pub(super) const CLOSING_HEADROOM: usize = 64;
 
 /// What a connection has done so far.
@@ -151,6 +154,12 @@ pub(super) struct Conn {
     timed_out: AtomicU8,
     /// Still in the table.
     open: AtomicBool,
+    /// Chosen to close while young and unused: until when it may still send its first
+    /// byte (0: no grace).
+    grace_until: AtomicU64,
+    /// Asked to close at once when its first request had just arrived: that request is
+    /// answered (with `Connection: close`) and then it closes.
+    answer_then_close: AtomicBool,
 }
 
 impl Conn {
@@ -168,6 +177,8 @@ impl Conn {
             asked: Notify::new(),
             timed_out: AtomicU8::new(TimedOut::No as u8),
             open: AtomicBool::new(true),
+            grace_until: AtomicU64::new(0),
+            answer_then_close: AtomicBool::new(false),
         }
     }
 
@@ -248,6 +259,22 @@ impl Conn {
         }
     }
 
+    /// How long it may still send its first byte after being chosen to close.
+    pub(super) fn grace_left(&self) -> Duration {
+        let until = self.grace_until.load(Ordering::Relaxed);
+        Duration::from_nanos(until.saturating_sub(self.now()))
+    }
+
+    /// Its request had arrived when it was asked to close: answer it, then close.
+    pub(super) fn answer_then_close(&self) {
+        self.answer_then_close.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it answers one request and then closes.
+    pub(super) fn answers_then_closes(&self) -> bool {
+        self.answer_then_close.load(Ordering::Relaxed)
+    }
+
     /// Raises the ask to `ask`; what it was.
     fn raise(&self, ask: Ask) -> Ask {
         let before = Ask::from_u8(self.ask.fetch_max(ask as u8, Ordering::AcqRel));
@@ -307,11 +334,13 @@ fn nanos_since(epoch: Instant) -> u64 {
 }
 
 struct Table {
-    /// `cap` + [`CLOSING_HEADROOM`] places.
+    /// `cap` live + `cap` graced + [`CLOSING_HEADROOM`] places.
     slots: Vec<Option<Arc<Conn>>>,
     free: Vec<usize>,
     /// Open connections asked to close, not gone yet.
     closing: usize,
+    /// Of those, unused ones given a grace to send their first byte.
+    graced: usize,
     /// Connections in admission order, for finding the oldest unused one without a scan;
     /// entries that are gone or past [`Phase::Unused`] are dropped when met.
     unused: VecDeque<Arc<Conn>>,
@@ -333,6 +362,8 @@ pub(super) struct Connections {
     epoch: Instant,
     /// How long a response waits on the client before it counts as stalled.
     stalled_after: Duration,
+    /// How long after accept an unused connection chosen to close may still send.
+    unused_grace: Duration,
     cap: usize,
     table: Mutex<Table>,
     freed: Notify,
@@ -341,17 +372,24 @@ pub(super) struct Connections {
 
 impl Connections {
     /// A table of `cap` slots (plus room for connections closing to make room).
-    pub(super) fn new(cap: usize, stalled_after: Duration, metrics: ServerMetrics) -> Self {
-        let places = cap + CLOSING_HEADROOM;
+    pub(super) fn new(
+        cap: usize,
+        stalled_after: Duration,
+        unused_grace: Duration,
+        metrics: ServerMetrics,
+    ) -> Self {
+        let places = 2 * cap + CLOSING_HEADROOM;
         Self {
             epoch: Instant::now(),
             stalled_after,
+            unused_grace,
             cap,
             table: Mutex::new(Table {
                 slots: vec![None; places],
                 // Popped from the end: slot 0 first.
                 free: (0..places).rev().collect(),
                 closing: 0,
+                graced: 0,
                 unused: VecDeque::new(),
             }),
             freed: Notify::new(),
@@ -467,6 +505,14 @@ impl Connections {
                 (conn.clone(), tier)
             }
         };
+        let now = nanos_since(self.epoch);
+        let grace_until = victim.accepted + duration_nanos(self.unused_grace);
+        if tier == Tier::Unused && now < grace_until && table.graced < self.cap {
+            // Young: it may be a client that has not written its request yet (many
+            // connecting at once from a loaded machine take up to a second).
+            victim.grace_until.store(grace_until, Ordering::Relaxed);
+            table.graced += 1;
+        }
         let before = victim.raise(tier.ask());
         if before == Ask::None {
             table.closing += 1;
@@ -544,6 +590,9 @@ impl Drop for Slot {
             if self.conn.ask() > Ask::None {
                 table.closing -= 1;
             }
+            if self.conn.grace_until.load(Ordering::Relaxed) != 0 {
+                table.graced -= 1;
+            }
             self.conn.open.store(false, Ordering::Relaxed);
         }
         self.owner.metrics.connections_open.dec();
@@ -591,6 +640,7 @@ mod tests {
         Arc::new(Connections::new(
             cap,
             Duration::from_secs(1),
+            Duration::ZERO,
             ServerMetrics::default(),
         ))
     }
@@ -664,6 +714,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn young_unused_victims_get_a_grace_while_there_is_room_for_them() {
+        let conns = Arc::new(Connections::new(
+            2,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            ServerMetrics::default(),
+        ));
+        let a = conns.admit().await;
+        let b = conns.admit().await;
+        let c = conns.admit().await;
+        assert!(
+            a.conn().grace_left() > Duration::from_millis(900),
+            "a was young"
+        );
+        let d = conns.admit().await;
+        assert!(b.conn().grace_left() > Duration::ZERO);
+        let e = conns.admit().await;
+        assert_eq!(
+            c.conn().grace_left(),
+            Duration::ZERO,
+            "as many graced as the cap: c closes at once"
+        );
+        assert_eq!(c.conn().ask(), Ask::Now);
+        drop((a, c));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let _f = conns.admit().await;
+        assert_eq!(d.conn().ask(), Ask::Now);
+        assert_eq!(
+            d.conn().grace_left(),
+            Duration::ZERO,
+            "d had its second of silence already"
+        );
+        drop((b, d));
+        assert_eq!(conns.lock().graced, 0);
+        assert_eq!(conns.lock().closing, 0);
+        assert_eq!(e.conn().ask(), Ask::None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_new_request_moves_an_idle_connection_out_of_the_idle_tier() {
         let conns = table(1);
         let slot = conns.try_admit().unwrap();
@@ -723,11 +812,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_closing_headroom_bounds_what_is_open() {
         let conns = table(1);
+        let places = 2 + CLOSING_HEADROOM;
         let mut victims = Vec::new();
-        for _ in 0..=CLOSING_HEADROOM {
+        for _ in 0..places {
             victims.push(conns.admit().await);
         }
-        assert_eq!(conns.open(), CLOSING_HEADROOM + 1);
+        assert_eq!(
+            conns.open(),
+            places,
+            "the cap, as many graced, the headroom"
+        );
         let waiting = tokio::spawn({
             let conns = conns.clone();
             async move { conns.admit().await }

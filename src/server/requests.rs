@@ -161,6 +161,7 @@ mod tests {
         let conns = Arc::new(Connections::new(
             4,
             Duration::from_secs(1),
+            Duration::ZERO,
             ServerMetrics::default(),
         ));
         (

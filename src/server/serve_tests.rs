@@ -33,6 +33,7 @@ impl Server {
         let conns = Arc::new(Connections::new(
             limits.connections,
             limits.stalled_after,
+            limits.unused_grace,
             state.metrics.clone(),
         ));
         let (stop, stopped) = oneshot::channel();
@@ -197,12 +198,13 @@ fn small_state() -> ServerState {
     }
 }
 
-/// Long timeouts: only the behaviour under test closes connections.
+/// Long timeouts and no grace: only the behaviour under test closes connections.
 fn patient(connections: usize) -> Limits {
     Limits {
         connections,
         first_byte: Duration::from_secs(60),
         header_read: Duration::from_secs(60),
+        unused_grace: Duration::ZERO,
         ..Limits::default()
     }
 }
@@ -263,6 +265,35 @@ async fn a_full_table_makes_room_unused_first_then_idle_then_incomplete() {
         })
         .await;
         drop((half2, half3));
+        server.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_young_connection_chosen_to_make_room_that_then_asks_is_answered() {
+    tokio::time::timeout(WAIT * 3, async {
+        let limits = Limits {
+            unused_grace: Duration::from_secs(30),
+            ..patient(1)
+        };
+        let server = Server::start(limits, small_state()).await;
+        let mut slow = server.connect().await;
+        server.wait_for_phases(&[Phase::Unused]).await;
+        assert_eq!(scrape(server.addr).await.0, 200, "admitted at once");
+        assert_eq!(server.closed(CloseReason::PressureUnused), 1);
+        slow.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(WAIT, slow.read_to_end(&mut response))
+            .await
+            .expect("answered, then closed")
+            .unwrap();
+        let response = String::from_utf8_lossy(&response).to_lowercase();
+        assert!(response.starts_with("http/1.1 200"), "{response}");
+        assert!(response.contains("connection: close"), "{response}");
         server.shutdown().await;
     })
     .await

@@ -190,6 +190,7 @@ mod tests {
         let conns = Arc::new(Connections::new(
             1,
             Duration::from_secs(1),
+            Duration::ZERO,
             ServerMetrics::default(),
         ));
         let slot = conns.try_admit().unwrap();
