@@ -7,18 +7,24 @@
 //! ([`crate::web_config`], reloaded on SIGHUP without dropping the listener).
 //!
 //! Connection policy: a scrape always gets through. At most [`MAX_CONNECTIONS`]
-//! connections are open; when all are taken a new connection is still accepted and
+//! connections are served; when all are taken a new connection is still accepted and
 //! room is made by closing the connection that has done the least
 //! ([`connections`]): first one that has sent nothing yet (oldest first), then an idle
 //! keep-alive connection (longest idle first; a response it is still writing is
 //! finished), then one whose request head is still incomplete (oldest first), then one
 //! whose response has waited on its client for [`STALLED_AFTER`]. A connection whose
 //! request is being answered is never closed to make room; only when every slot is
-//! answering does a new connection wait (and later ones in the listen backlog).
+//! answering does a new connection wait (and later ones in the listen backlog, which
+//! is the system's largest). An unused connection chosen while younger than
+//! [`UNUSED_GRACE`] may still send until that age (up to [`MAX_CONNECTIONS`] of them),
+//! and a chosen connection whose request head arrives in time is answered, then closed.
 //! Connections must send their first byte within [`FIRST_BYTE_TIMEOUT`] and their
 //! request head within [`HEADER_READ_TIMEOUT`]; any stall reading or writing ends them
 //! after [`IDLE_TIMEOUT`]; a TLS handshake gets [`TLS_HANDSHAKE_TIMEOUT`]; headers are
-//! capped at 16 KiB (431 past it).
+//! capped at 16 KiB (431 past it). A connection holds nothing but its task until its
+//! first byte, and only what it sent until its request head is complete (plain HTTP);
+//! hyper's buffers come after, so floods of connections that never finish a request
+//! cost little memory.
 //!
 //! Requests to the metrics path are bounded separately ([`requests`]): at most
 //! `--web.max-requests` ([`DEFAULT_MAX_REQUESTS`]; 0: no limit) in flight, from after
@@ -79,12 +85,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// make room (for a new connection or request). A client that reads makes progress
 /// every round trip.
 pub const STALLED_AFTER: Duration = Duration::from_secs(1);
-/// A connection closed to make room while it has sent nothing and is younger than this
+/// A connection chosen to make room while it has sent nothing and is younger than this
 /// gets until this age to send its first byte, and is answered if it does: a client
-/// among many connecting at once from a loaded machine can take that long between its
-/// connect and its request (tests/load.rs: up to 0.9 s). At most [`MAX_CONNECTIONS`]
-/// wait so; beyond that, victims close at once.
-pub const UNUSED_GRACE: Duration = Duration::from_secs(1);
+/// among many connecting at once from a loaded machine can take over a second between
+/// its connect and its request (tests/load.rs: up to 0.9 s alone, more beside another
+/// load). The first-byte timeout: a chosen connection keeps the window any connection
+/// has. At most [`MAX_CONNECTIONS`] wait so; beyond that, victims close at once.
+pub const UNUSED_GRACE: Duration = FIRST_BYTE_TIMEOUT;
 /// Concurrent connections served. Far above what scrapers need (one each), low enough
 /// that a connection flood cannot exhaust file descriptors or memory (each costs about
 /// 10 KiB of buffers and state).

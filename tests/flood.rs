@@ -56,6 +56,51 @@ fn flood(
     })
 }
 
+/// A flood held open, and the scrapes made while it opened and once it was held.
+struct Held {
+    what: &'static str,
+    conns: Vec<TcpStream>,
+    while_opening: Duration,
+    once_held: Duration,
+    /// The exporter's RSS once held, KiB.
+    rss: u64,
+}
+
+impl Held {
+    fn line(&self) -> String {
+        format!(
+            "{}: scrape {:.1} ms while they opened, {:.1} ms once held; RSS {} KiB",
+            self.what,
+            self.while_opening.as_secs_f64() * 1e3,
+            self.once_held.as_secs_f64() * 1e3,
+            self.rss
+        )
+    }
+}
+
+/// Opens a flood (see [`flood`]) and scrapes while it opens and once it is held.
+async fn hold(
+    url: &str,
+    addr: SocketAddr,
+    pid: u32,
+    n: usize,
+    first: &'static [u8],
+    what: &'static str,
+) -> Held {
+    let opening = flood(addr, n, first);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (_, while_opening) = scrape(url, &format!("{what} being opened")).await;
+    let conns = opening.await.unwrap();
+    let (_, once_held) = scrape(url, what).await;
+    Held {
+        what,
+        conns,
+        while_opening,
+        once_held,
+        rss: rss_kib(pid),
+    }
+}
+
 /// A normal scrape on a new connection, as Prometheus sends it: status and latency.
 /// Panics if it does not complete within [`SCRAPE_BOUND`].
 async fn scrape(url: &str, during: &str) -> (u16, Duration) {
@@ -161,18 +206,9 @@ async fn a_scrape_gets_through_every_flood() {
 
         // 1. Idle connections: connected, nothing sent.
         let before = by_reason(&exporter, CLOSED).await;
-        let opening = flood(addr, IDLE, b"");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let (_, opened) = scrape(&url, "2,000 idle connections being opened").await;
-        let held = opening.await.unwrap();
-        let (_, latency) = scrape(&url, "2,000 idle connections").await;
-        let rss = rss_kib(pid);
-        rss_peak = rss_peak.max(rss);
-        report.push(format!(
-            "{IDLE} idle connections: scrape {:.1} ms while they opened, {:.1} ms once held; RSS {rss} KiB",
-            opened.as_secs_f64() * 1e3,
-            latency.as_secs_f64() * 1e3
-        ));
+        let held = hold(&url, addr, pid, IDLE, b"", "2,000 idle connections").await;
+        rss_peak = rss_peak.max(held.rss);
+        report.push(held.line());
         let made_room = |after: &std::collections::BTreeMap<String, f64>| {
             let delta = |reason: &str| after[reason] - before[reason];
             delta("pressure_unused") + delta("first_byte_timeout")
@@ -183,7 +219,7 @@ async fn a_scrape_gets_through_every_flood() {
             made_room(&after),
             "past the cap every new connection closes one that sent nothing: {after:?}"
         );
-        drop(held);
+        drop(held.conns);
         wait_for_open(&exporter, 0.0).await;
 
         // 2. Slowloris: a header byte a second on each connection.
@@ -216,18 +252,10 @@ async fn a_scrape_gets_through_every_flood() {
 
         // 3. Half-sent requests: a request head without its blank line.
         let before = by_reason(&exporter, CLOSED).await;
-        let opening = flood(addr, HALF_SENT, b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let (_, opened) = scrape(&url, "2,000 half-sent requests being opened").await;
-        let held = opening.await.unwrap();
-        let (_, latency) = scrape(&url, "2,000 half-sent requests").await;
-        let rss = rss_kib(pid);
-        rss_peak = rss_peak.max(rss);
-        report.push(format!(
-            "{HALF_SENT} half-sent requests: scrape {:.1} ms while they opened, {:.1} ms once held; RSS {rss} KiB",
-            opened.as_secs_f64() * 1e3,
-            latency.as_secs_f64() * 1e3
-        ));
+        let half = b"GET /metrics HTTP/1.1\r\nHost: x\r\n";
+        let held = hold(&url, addr, pid, HALF_SENT, half, "2,000 half-sent requests").await;
+        rss_peak = rss_peak.max(held.rss);
+        report.push(held.line());
         let made_room = |after: &std::collections::BTreeMap<String, f64>| {
             let delta = |reason: &str| after[reason] - before[reason];
             delta("pressure_incomplete") + delta("pressure_unused") + delta("header_timeout")
@@ -239,7 +267,7 @@ async fn a_scrape_gets_through_every_flood() {
             made_room(&after),
             "past the cap every new connection closes an incomplete one: {after:?}"
         );
-        drop(held);
+        drop(held.conns);
         wait_for_open(&exporter, 0.0).await;
 
         let refused = by_reason(&exporter, "entra_exporter_http_requests_refused_total").await;
