@@ -12,7 +12,7 @@ use entra_mfa_exporter::atomic_file::write_atomically;
 use entra_mfa_exporter::config::{Config, Sources};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::logging::{self, LogFormat};
-use entra_mfa_exporter::server::{ServerState, serve};
+use entra_mfa_exporter::server::{ServerMetrics, ServerState, serve};
 use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{self, SimServer};
 use entra_mfa_exporter::web_config::WebConfigHandle;
@@ -62,6 +62,15 @@ struct Cli {
         value_name = "PATH"
     )]
     web_config_file: Option<PathBuf>,
+    /// Requests to the metrics path answered at once (node_exporter's flag); more get
+    /// 429. 0: no limit.
+    #[arg(
+        long = "web.max-requests",
+        env = "ENTRA_EXPORTER_WEB_MAX_REQUESTS",
+        default_value_t = entra_mfa_exporter::server::DEFAULT_MAX_REQUESTS,
+        value_name = "N"
+    )]
+    max_requests: usize,
     /// Run against a built-in simulated tenant (no credentials needed).
     #[arg(long, env = "ENTRA_EXPORTER_DEMO")]
     demo: bool,
@@ -204,8 +213,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pollers = poller::spawn_all(&exporter.tenants, exporter.publisher(), stop_rx);
+    let server_metrics = ServerMetrics::default();
     let state = std::sync::Arc::new(ServerState {
-        registry: exporter.registry(),
+        registry: server_metrics.registered(exporter.registry()),
+        metrics: server_metrics,
+        max_requests: cli.max_requests,
         store: exporter.store.clone(),
         telemetry_path: cli.telemetry_path.clone(),
         shard,

@@ -4,22 +4,46 @@
 //! it never calls Graph.
 //!
 //! Hardening: TLS, client certificates and basic auth from `--web.config.file`
-//! ([`crate::web_config`], reloaded on SIGHUP without dropping the listener); at most
-//! [`MAX_CONNECTIONS`] connections at once (more wait in the listen backlog); a bound on
-//! the TLS handshake, on reading request headers, and on any stall in reading or
-//! writing a connection, so slow clients cannot hold connections open.
+//! ([`crate::web_config`], reloaded on SIGHUP without dropping the listener).
+//!
+//! Connection policy: a scrape always gets through. At most [`MAX_CONNECTIONS`]
+//! connections are served; when all are taken a new connection is still accepted and
+//! room is made by closing the connection that has done the least
+//! ([`connections`]): first one that has sent nothing yet (oldest first), then an idle
+//! keep-alive connection (longest idle first; a response it is still writing is
+//! finished), then one whose request head is still incomplete (oldest first), then one
+//! whose response has waited on its client for [`STALLED_AFTER`]. A connection whose
+//! request is being answered is never closed to make room; only when every slot is
+//! answering does a new connection wait (and later ones in the listen backlog, which
+//! is the system's largest). An unused connection chosen while younger than
+//! [`UNUSED_GRACE`] may still send until that age (up to [`MAX_CONNECTIONS`] of them),
+//! and a chosen connection whose request head arrives in time is answered, then closed.
+//! Connections must send their first byte within [`FIRST_BYTE_TIMEOUT`] and their
+//! request head within [`HEADER_READ_TIMEOUT`]; any stall reading or writing ends them
+//! after [`IDLE_TIMEOUT`]; a TLS handshake gets [`TLS_HANDSHAKE_TIMEOUT`]; headers are
+//! capped at 16 KiB (431 past it). A connection holds nothing but its task until its
+//! first byte, and only what it sent until its request head is complete (plain HTTP);
+//! hyper's buffers come after, so floods of connections that never finish a request
+//! cost little memory.
+//!
+//! Requests to the metrics path are bounded separately ([`requests`]): at most
+//! `--web.max-requests` ([`DEFAULT_MAX_REQUESTS`]; 0: no limit) in flight, from after
+//! authentication until their body is written; past it a request gets 429, unless a
+//! request whose client stopped reading can be closed to make room. The counts are
+//! self-metrics ([`ServerMetrics`]). At start the soft open-file limit is raised to the
+//! hard limit ([`raise_open_file_limit`]), so the cap, not `EMFILE`, bounds connections.
+
+mod connections;
+mod metrics;
+mod requests;
+mod stream;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
@@ -31,35 +55,67 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::exposition;
 use crate::scrape_cache::{ScrapeCache, accepts_gzip};
 use crate::snapshot::Store;
 use crate::web_config::{WebConfig, WebConfigHandle};
+pub use connections::raise_open_file_limit;
+use connections::{Ask, Conn, Connections, Phase, Slot, TimedOut};
+pub use metrics::{CloseReason, ServerMetrics};
+pub use requests::ResponseBody;
+use requests::{Permit, Refused, RequestLimit};
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers (from the start of the
+/// connection, or from the previous response on a keep-alive connection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may take to send its first byte. A scraper sends its
+/// request (or TLS hello) right after connecting; 5 s still covers two retransmissions
+/// of a lost first segment (1 s and 2 s more at Linux's initial RTO).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may make no progress, reading or writing: covers slow request
-/// bodies, clients that stop reading the response, and idle keep-alive connections
-/// (Prometheus reconnects at its next scrape).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// bodies and clients that stop reading the response.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a response may wait on its client before that connection may be closed to
+/// make room (for a new connection or request). A client that reads makes progress
+/// every round trip.
+pub const STALLED_AFTER: Duration = Duration::from_secs(1);
+/// A connection chosen to make room while it has sent nothing and is younger than this
+/// gets until this age to send its first byte, and is answered if it does: a client
+/// among many connecting at once from a loaded machine can take over a second between
+/// its connect and its request (tests/load.rs: up to 0.9 s alone, more beside another
+/// load). The first-byte timeout: a chosen connection keeps the window any connection
+/// has. At most [`MAX_CONNECTIONS`] wait so; beyond that, victims close at once.
+pub const UNUSED_GRACE: Duration = FIRST_BYTE_TIMEOUT;
 /// Concurrent connections served. Far above what scrapers need (one each), low enough
-/// that a connection flood cannot exhaust file descriptors or memory.
+/// that a connection flood cannot exhaust file descriptors or memory (each costs about
+/// 10 KiB of buffers and state).
 pub const MAX_CONNECTIONS: usize = 512;
+/// `--web.max-requests` default: node_exporter's. Each scrape is one request, so this
+/// is 20 times what a pair of HA Prometheus servers needs; and each response in flight
+/// may keep its own encoding of the body alive (MBs with many tenants), so it bounds
+/// that memory at 40 bodies instead of one per connection.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
 /// Request header bytes buffered per connection (hyper's minimum is 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 << 10;
+/// Asked-for listen backlog; the kernel caps it at its maximum (Go asks for that
+/// maximum, at most this).
+const LISTEN_BACKLOG: i32 = 65_535;
 /// How long open connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Open files beyond the connections: listener, Graph connections, snapshot file, logs,
+/// and connections closing to make room.
+const OTHER_FILES: u64 = 128;
 
 /// What the server reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerState {
-    /// Self-metrics plus the store collector.
+    /// Self-metrics plus the store collector (with [`ServerMetrics::registered`] added).
     pub registry: Registry,
     /// The snapshots, for the landing page and readiness.
     pub store: Arc<Store>,
@@ -73,9 +129,55 @@ pub struct ServerState {
     pub web: WebConfigHandle,
     /// The encoded `/metrics` body.
     pub cache: ScrapeCache,
+    /// `--web.max-requests`: requests to the metrics path in flight at once (0: no limit).
+    pub max_requests: usize,
+    /// Connection and request counts, registered in `registry`.
+    pub metrics: ServerMetrics,
 }
 
-type Resp = Response<Full<Bytes>>;
+impl Default for ServerState {
+    fn default() -> Self {
+        Self {
+            registry: Registry::default(),
+            store: Arc::default(),
+            telemetry_path: String::default(),
+            shard: crate::shard::Shard::default(),
+            banner: None,
+            web: WebConfigHandle::default(),
+            cache: ScrapeCache::default(),
+            max_requests: DEFAULT_MAX_REQUESTS,
+            metrics: ServerMetrics::default(),
+        }
+    }
+}
+
+type Resp = Response<ResponseBody>;
+
+/// The bounds [`serve`] applies (the constants above; tests shrink them).
+#[derive(Debug, Clone)]
+struct Limits {
+    connections: usize,
+    first_byte: Duration,
+    header_read: Duration,
+    idle: Duration,
+    tls_handshake: Duration,
+    stalled_after: Duration,
+    unused_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: MAX_CONNECTIONS,
+            first_byte: FIRST_BYTE_TIMEOUT,
+            header_read: HEADER_READ_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            tls_handshake: TLS_HANDSHAKE_TIMEOUT,
+            stalled_after: STALLED_AFTER,
+            unused_grace: UNUSED_GRACE,
+        }
+    }
+}
 
 /// Serves on `listener` until `shutdown` completes, then lets open connections finish
 /// (bounded by a grace period).
@@ -84,26 +186,48 @@ pub async fn serve(
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = Limits::default();
+    let conns = Arc::new(Connections::new(
+        limits.connections,
+        limits.stalled_after,
+        limits.unused_grace,
+        state.metrics.clone(),
+    ));
+    serve_with(listener, state, shutdown, limits, conns).await
+}
+
+/// [`serve`] under `limits`, with the slot table `conns` (made for `limits`).
+async fn serve_with(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    conns: Arc<Connections>,
+) -> std::io::Result<()> {
+    // Live, graced and closing connections (see `connections`), and the rest.
+    let needed = 2 * limits.connections as u64 + OTHER_FILES;
+    match raise_open_file_limit() {
+        Ok(n) if n < needed => tracing::warn!(
+            open_file_limit = n,
+            needed,
+            "the open-file limit is below what the connection cap needs"
+        ),
+        Ok(n) => tracing::debug!(open_file_limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    if let Err(e) = widen_backlog(&listener) {
+        tracing::warn!(error = %e, "cannot widen the listen backlog");
+    }
+    let requests = Arc::new(RequestLimit::new(
+        state.max_requests,
+        conns.clone(),
+        state.metrics.clone(),
+    ));
+    let limits = Arc::new(limits);
     // `true` at shutdown: every connection finishes its request in flight and closes.
     let (stop, _) = watch::channel(false);
-    // Bumped when every slot is taken: connections close once their request in flight
-    // is answered, so idle keep-alive connections make room for waiting clients.
-    let (shed, _) = watch::channel(0u64);
     tokio::pin!(shutdown);
     loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                shed.send_modify(|n| *n += 1);
-                tracing::debug!("connection limit reached; closing idle connections");
-                // Past the cap, new connections wait in the kernel's listen backlog.
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                    () = &mut shutdown => break,
-                }
-            }
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -116,46 +240,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        state.metrics.connections_accepted.inc();
+        // Accepted before a slot is found: a new connection is what makes room.
+        let slot = tokio::select! {
+            slot = conns.admit() => slot,
+            () = &mut shutdown => break,
+        };
         let _ = stream.set_nodelay(true);
-        let (state, stop, shed) = (state.clone(), stop.subscribe(), shed.subscribe());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let web = state.web.current();
-            let life = Arc::new(ConnLife::default());
-            let stream = IdleTimeout::new(stream, IDLE_TIMEOUT);
-            let result = match web.tls.clone() {
-                None => {
-                    let conn = connection(stream, state, web, life.clone());
-                    until_asked_to_close(conn, life, stop, shed).await
-                }
-                Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = connection(tls_stream, state, web, life.clone());
-                            until_asked_to_close(conn, life, stop, shed).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(run_connection(
+            stream,
+            slot,
+            state.clone(),
+            requests.clone(),
+            limits.clone(),
+            stop.subscribe(),
+        ));
     }
     drop(listener);
     let _ = stop.send(true);
-    // Every connection holds a slot until it ends: all slots back means all closed.
-    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(MAX_CONNECTIONS as u32))
+    if tokio::time::timeout(SHUTDOWN_GRACE, conns.drained())
         .await
         .is_err()
     {
@@ -164,37 +267,245 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs `conn` to its end; when `stop` turns true or `shed` moves, asks it to close
-/// after the request in flight (an idle keep-alive connection closes at once).
-/// A connection that has not answered a request yet is not closed (its first request
-/// may be on the wire): its first response carries `Connection: close` instead.
-async fn until_asked_to_close<C: GracefulConnection>(
-    conn: C,
-    life: Arc<ConnLife>,
+/// Re-listens with the system's largest backlog (`net.core.somaxconn`, as Go does)
+/// instead of the 128 the standard library asks for: during a connection flood a
+/// scraper's SYN that finds the accept queue full is dropped and resent only after a
+/// second.
+fn widen_backlog(listener: &TcpListener) -> std::io::Result<()> {
+    #[cfg(unix)]
+    // Linux and the BSDs cap a larger backlog at their maximum.
+    rustix::net::listen(listener, LISTEN_BACKLOG)?;
+    #[cfg(not(unix))]
+    let _ = listener;
+    Ok(())
+}
+
+/// How a connection ended.
+enum Ended {
+    /// hyper finished (the client closed, or an error).
+    Served(Result<(), hyper::Error>),
+    /// Closed before hyper had it (to make room, at shutdown, at the first-byte timeout,
+    /// or by the client), or dropped at once to make room.
+    Closed,
+    /// The request head was not complete within the header timeout.
+    HeadTimeout,
+    /// The connection failed before hyper had it (also a failed TLS handshake).
+    Io(std::io::Error),
+    /// The TLS handshake timed out.
+    HandshakeTimeout,
+}
+
+/// One connection from accept to close, holding `slot` throughout.
+async fn run_connection(
+    stream: TcpStream,
+    slot: Slot,
+    state: Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
-    mut shed: watch::Receiver<u64>,
-) -> Result<(), C::Error> {
-    tokio::pin!(conn);
+) {
+    let conn = slot.conn().clone();
+    let ended = serve_connection(stream, &conn, &state, requests, &limits, &mut stop).await;
+    let reason = match (conn.timed_out(), &ended) {
+        // Closed to make room: counted when chosen.
+        _ if conn.ask() > Ask::None => None,
+        (TimedOut::FirstByte, _) => Some(CloseReason::FirstByteTimeout),
+        (TimedOut::Idle, _) => Some(CloseReason::IdleTimeout),
+        (_, Ended::HeadTimeout) => Some(CloseReason::HeaderTimeout),
+        (_, Ended::Served(Err(e))) if e.is_timeout() => Some(CloseReason::HeaderTimeout),
+        (_, Ended::Served(Err(e))) if e.is_parse() => Some(CloseReason::BadRequest),
+        (_, Ended::HandshakeTimeout) => Some(CloseReason::TlsHandshakeTimeout),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        state.metrics.closed(reason);
+    }
+    match ended {
+        Ended::Served(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        Ended::Io(e) => tracing::debug!(error = %e, "connection failed"),
+        Ended::HandshakeTimeout => tracing::debug!("TLS handshake timed out"),
+        Ended::HeadTimeout => tracing::debug!("request head timed out"),
+        Ended::Served(Ok(())) | Ended::Closed => {}
+    }
+    drop(slot);
+}
+
+/// A connection in stages, each holding only what it needs, so a flood of connections
+/// that never complete a request costs little: nothing but the task until the first
+/// byte; a buffer the size of what arrived until the request head is complete (plain
+/// HTTP); hyper's buffers (16 KiB) and state, or TLS's, only then.
+async fn serve_connection(
+    stream: TcpStream,
+    conn: &Arc<Conn>,
+    state: &Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: &Limits,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    // `peek`, not `readable`: tokio reports a new socket ready before anything came.
+    let mut byte = [0u8; 1];
+    let chosen = tokio::select! {
+        biased;
+        first = tokio::time::timeout(limits.first_byte, stream.peek(&mut byte)) => match first {
+            Ok(Ok(_)) => false,
+            Ok(Err(e)) => return Ended::Io(e),
+            Err(_) => {
+                conn.set_timed_out(TimedOut::FirstByte);
+                return Ended::Closed;
+            }
+        },
+        () = conn.asked_now() => true,
+        _ = stop.wait_for(|s| *s) => return Ended::Closed,
+    };
+    if chosen {
+        // Chosen as unused, but a young one may yet send (many clients connecting at
+        // once: the accept loop runs ahead of them), or just have sent.
+        let grace = conn.grace_left();
+        let sent = grace > Duration::ZERO
+            && matches!(
+                tokio::time::timeout(grace, stream.peek(&mut byte)).await,
+                Ok(Ok(_))
+            );
+        if !sent && !has_data(&stream) {
+            return Ended::Closed;
+        }
+    }
+    if conn.ask() == Ask::Now {
+        conn.answer_then_close();
+    }
+    // Chosen to make room: what it sent is answered if its request head is complete
+    // before its grace ends (at once, when it has none); otherwise it closes.
+    let chosen = conn.answers_then_closes();
+    let web = state.web.current();
+    let mut stream =
+        stream::TrackedStream::new(stream, conn.clone(), limits.first_byte, limits.idle);
+    if let Some(tls) = web.tls.clone() {
+        return Box::pin(serve_tls(
+            stream,
+            tls,
+            web,
+            conn,
+            state,
+            requests,
+            limits,
+            stop.clone(),
+        ))
+        .await;
+    }
+    let head_time = match chosen {
+        true => limits.header_read.min(conn.grace_left()),
+        false => limits.header_read,
+    };
+    let head = tokio::select! {
+        head = tokio::time::timeout(head_time, stream.read_head(MAX_HEADER_BYTES)) => head,
+        () = conn.asked_now(), if !chosen => return Ended::Closed,
+        _ = stop.wait_for(|s| *s) => return Ended::Closed,
+    };
+    match head {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ended::Closed,
+        Ok(Err(e)) => return Ended::Io(e),
+        Err(_) => return Ended::HeadTimeout,
+    }
+    let http = connection(
+        stream,
+        state.clone(),
+        web,
+        requests,
+        conn.clone(),
+        limits.header_read,
+    );
+    Box::pin(drive(http, conn, stop.clone())).await
+}
+
+/// Whether bytes from the client wait in `stream`'s receive buffer (or it was closed).
+fn has_data(stream: &TcpStream) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::net::{RecvFlags, recv};
+        let mut byte = [0u8; 1];
+        // Neither consumes the byte nor blocks; tokio's readiness is not touched.
+        !matches!(
+            recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+            Err(rustix::io::Errno::AGAIN)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        false
+    }
+}
+
+/// The TLS handshake, then HTTP over it.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls(
+    stream: stream::TrackedStream<TcpStream>,
+    tls: Arc<rustls::ServerConfig>,
+    web: Arc<WebConfig>,
+    conn: &Arc<Conn>,
+    state: &Arc<ServerState>,
+    requests: Arc<RequestLimit>,
+    limits: &Limits,
+    stop: watch::Receiver<bool>,
+) -> Ended {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // Chosen to make room (see `serve_connection`): the handshake must end in its grace.
+    let chosen = conn.answers_then_closes();
+    let handshake_time = match chosen {
+        true => limits.tls_handshake.min(conn.grace_left()),
+        false => limits.tls_handshake,
+    };
+    let handshake = tokio::time::timeout(handshake_time, acceptor.accept(stream));
     tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
-        _ = shed.changed() => {
-            life.closing.store(true, Ordering::Relaxed);
-            if life.answered.load(Ordering::Relaxed) {
-                conn.as_mut().graceful_shutdown();
+        done = handshake => match done {
+            Ok(Ok(tls_stream)) => {
+                let http = connection(tls_stream, state.clone(), web, requests, conn.clone(), limits.header_read);
+                drive(http, conn, stop).await
+            }
+            Ok(Err(e)) => Ended::Io(e),
+            Err(_) => Ended::HandshakeTimeout,
+        },
+        () = conn.asked_now(), if !chosen => Ended::Closed,
+    }
+}
+
+/// Runs `http` to its end. At shutdown, or when asked to close gracefully, it closes
+/// after the response in flight (an idle keep-alive connection at once); asked to close
+/// at once, it is dropped, unless a request reached the handler meanwhile.
+async fn drive<C: GracefulConnection<Error = hyper::Error>>(
+    http: C,
+    conn: &Conn,
+    mut stop: watch::Receiver<bool>,
+) -> Ended {
+    tokio::pin!(http);
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            // hyper first: a request already read reaches the handler before an ask
+            // to close at once is looked at.
+            biased;
+            result = http.as_mut() => return Ended::Served(result),
+            _ = stop.wait_for(|s| *s), if !graceful => {
+                graceful = true;
+                http.as_mut().graceful_shutdown();
+            }
+            () = conn.asked(), if conn.ask() < Ask::Now || !graceful => {
+                if conn.answers_then_closes() {
+                    // Its response says `Connection: close`; a graceful shutdown now
+                    // would close before hyper reads the request.
+                    continue;
+                }
+                if conn.ask() == Ask::Now && conn.phase() != Phase::Busy {
+                    return Ended::Closed;
+                }
+                if !graceful {
+                    graceful = true;
+                    http.as_mut().graceful_shutdown();
+                }
             }
         }
     }
-    conn.await
-}
-
-/// What the accept loop and a connection's requests share.
-#[derive(Default)]
-struct ConnLife {
-    /// A response has been sent.
-    answered: AtomicBool,
-    /// Close after the next response.
-    closing: AtomicBool,
 }
 
 /// One HTTP/1.1 connection over `io` (plain or TLS), under the web config it began with.
@@ -202,31 +513,42 @@ fn connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     io: IO,
     state: Arc<ServerState>,
     web: Arc<WebConfig>,
-    life: Arc<ConnLife>,
+    requests: Arc<RequestLimit>,
+    conn: Arc<Conn>,
+    header_read: Duration,
 ) -> impl GracefulConnection<Error = hyper::Error> {
     http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_read)
         .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(
             TokioIo::new(io),
             service_fn(move |req| {
-                let (state, web, life) = (state.clone(), web.clone(), life.clone());
+                let (state, web, requests, conn) =
+                    (state.clone(), web.clone(), requests.clone(), conn.clone());
                 async move {
-                    let mut resp = handle(&req, &state, &web).await;
-                    if life.closing.load(Ordering::Relaxed) {
+                    conn.begin_request();
+                    let mut resp = handle(&req, &state, &web, &requests, &conn).await;
+                    if conn.answers_then_closes() {
                         resp.headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));
                     }
-                    life.answered.store(true, Ordering::Relaxed);
+                    conn.end_request();
                     Ok::<_, Infallible>(resp)
                 }
             }),
         )
 }
 
-/// Authenticates and routes one request, adding the configured headers.
-pub async fn handle(req: &Request<Incoming>, state: &ServerState, web: &WebConfig) -> Resp {
+/// Authenticates, admits (`--web.max-requests`) and routes one request, adding the
+/// configured headers.
+async fn handle(
+    req: &Request<Incoming>,
+    state: &ServerState,
+    web: &WebConfig,
+    requests: &RequestLimit,
+    conn: &Arc<Conn>,
+) -> Resp {
     let mut resp = match &web.auth {
         Some(auth) if !auth.check(req.headers().get(AUTHORIZATION)).await => {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
@@ -236,25 +558,53 @@ pub async fn handle(req: &Request<Incoming>, state: &ServerState, web: &WebConfi
             );
             r
         }
-        _ => {
-            let header = |name| {
-                req.headers()
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-            };
-            route(
-                req.method(),
-                req.uri().path(),
-                header(ACCEPT),
-                accepts_gzip(header(ACCEPT_ENCODING)),
-                state,
-            )
-        }
+        _ => match admit_scrape(req, state, requests, conn).await {
+            Err(Refused) => text(
+                StatusCode::TOO_MANY_REQUESTS,
+                // promhttp's wording, which node_exporter users know.
+                &format!(
+                    "Limit of concurrent requests reached ({}), try again later.\n",
+                    requests.max()
+                ),
+            ),
+            Ok(permit) => {
+                let header = |name| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                };
+                let mut r = route(
+                    req.method(),
+                    req.uri().path(),
+                    header(ACCEPT),
+                    accepts_gzip(header(ACCEPT_ENCODING)),
+                    state,
+                );
+                r.body_mut().hold(permit);
+                r
+            }
+        },
     };
     for (name, value) in &web.headers {
         resp.headers_mut().insert(name.clone(), value.clone());
     }
     resp
+}
+
+/// A request permit if `req` is a scrape (GET or HEAD of the metrics path); other
+/// requests need none.
+async fn admit_scrape(
+    req: &Request<Incoming>,
+    state: &ServerState,
+    requests: &RequestLimit,
+    conn: &Arc<Conn>,
+) -> Result<Option<Permit>, Refused> {
+    let scrape = req.uri().path() == state.telemetry_path
+        && (req.method() == Method::GET || req.method() == Method::HEAD);
+    if !scrape {
+        return Ok(None);
+    }
+    requests.admit(conn).await.map(Some)
 }
 
 /// Routing without hyper's body type, for unit tests.
@@ -277,7 +627,7 @@ pub fn route(
         let body = state
             .cache
             .get(&state.registry, state.store.generation(), format, gzip);
-        let mut r = Response::new(Full::new(body));
+        let mut r = Response::new(ResponseBody::from(body));
         let h = r.headers_mut();
         h.insert(
             CONTENT_TYPE,
@@ -303,107 +653,13 @@ pub fn route(
         }
     };
     if head {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = ResponseBody::default();
     }
     resp
 }
 
-/// An I/O stream that fails with `TimedOut` when neither a read nor a write makes
-/// progress for `timeout` while one is pending.
-struct IdleTimeout<T> {
-    inner: T,
-    timeout: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<T> IdleTimeout<T> {
-    fn new(inner: T, timeout: Duration) -> Self {
-        Self {
-            inner,
-            timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-
-    /// After the inner stream answered `result`: progress pushes the deadline back;
-    /// waiting past it is an error.
-    fn watch<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Poll<io::Result<R>>,
-    ) -> Poll<io::Result<R>> {
-        match result {
-            Poll::Ready(r) => {
-                let next = tokio::time::Instant::now() + self.timeout;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection made no progress",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        this.watch(cx, r)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.watch(cx, r)
-    }
-
-    // Forwarded so hyper sees vectored writes and queues a response body as the shared
-    // bytes it is; without them hyper copies every body into a per-connection buffer
-    // (bench-metrics: 156 MiB peak for 32 scrapes of a 3.7 MB body, 42 MiB with this).
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.watch(cx, r)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        this.watch(cx, r)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.watch(cx, r)
-    }
-}
-
 fn text(status: StatusCode, body: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    let mut r = Response::new(ResponseBody::from(Bytes::from(body.to_owned())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -413,7 +669,7 @@ fn text(status: StatusCode, body: &str) -> Resp {
 }
 
 fn html(body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(ResponseBody::from(Bytes::from(body)));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -430,6 +686,9 @@ fn landing_page(state: &ServerState) -> String {
         SystemTime::now(),
     )
 }
+
+#[cfg(test)]
+mod serve_tests;
 
 #[cfg(test)]
 mod tests {
@@ -481,48 +740,6 @@ mod tests {
             route(&Method::GET, "/-/ready", None, false, &s).status(),
             200
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stalled_connection_times_out_and_progress_keeps_it_open() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (client, server) = tokio::io::duplex(64);
-        let mut server = IdleTimeout::new(server, Duration::from_secs(60));
-        let mut client = client;
-        let mut buf = [0u8; 8];
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_secs(50)).await;
-            client.write_all(b"x").await.unwrap();
-            assert_eq!(
-                server.read(&mut buf).await.unwrap(),
-                1,
-                "progress resets the clock"
-            );
-        }
-        let err = server.read(&mut buf).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-    }
-
-    #[tokio::test]
-    async fn the_idle_timeout_keeps_vectored_writes() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let ((server, _), mut client) =
-            tokio::join!(async { listener.accept().await.unwrap() }, async {
-                client.await.unwrap()
-            });
-        assert!(server.is_write_vectored(), "a TCP stream writes vectored");
-        let mut server = IdleTimeout::new(server, Duration::from_secs(60));
-        assert!(
-            server.is_write_vectored(),
-            "hyper would copy every body into its own buffer"
-        );
-        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")];
-        let n = server.write_vectored(&bufs).await.unwrap();
-        let mut got = vec![0u8; n];
-        client.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, &b"abcd"[..n]);
     }
 
     #[test]
