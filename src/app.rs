@@ -93,7 +93,7 @@ impl Exporter {
         // A separate info metric: entra_exporter_build_info's labels are fixed by design.md.
         registry.register(
             "entra_exporter_shard",
-            "Which shard of the configured tenants this replica collects (--shard.index of --shard.count).",
+            "Which shard of the configured tenants this replica collects (--shard.index of --shard.count)",
             prometheus_client::metrics::info::Info::new(vec![
                 ("shard_index", self.shard.index.to_string()),
                 ("shard_count", self.shard.count.to_string()),

@@ -134,7 +134,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.log_level, cli.log_format);
+    let log_format = cli.log_format;
+    logging::init(&cli.log_level, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,11 +149,24 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exiting");
-            eprintln!("error: {e:#}");
+            report_fatal(&e, log_format);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the error that ends the run, once: `error: …` with its causes on stderr, the
+/// further lines of a multi-line message (every config problem is one) indented under
+/// it. With `--log.format json` it is a JSON record as well: there stderr goes to a log
+/// pipeline that indexes and alerts on records it can parse, and a plain line is at best
+/// an unparsed string to it. A logfmt record is not added: logfmt is read by people, and
+/// it would say the same again with the line breaks escaped as `\n`.
+fn report_fatal(e: &anyhow::Error, format: LogFormat) {
+    let message = format!("{e:#}");
+    if format == LogFormat::Json {
+        tracing::error!(error = %message, "exiting");
+    }
+    eprintln!("error: {}", message.replace('\n', "\n  "));
 }
 
 /// Every flag's environment variable, from the clap definitions: config loading must
@@ -183,6 +197,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })?;
         (None, config)
     };
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let configured = config.tenants.len();
     config.tenants.retain(|t| shard.owns(&t.name));
     if shard.count > 1 {
@@ -192,6 +209,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     if cli.check_config {
+        if shard.count > 1 {
+            println!(
+                "# Shard {shard}: {} of the {configured} configured tenants (the others are other shards').",
+                config.tenants.len()
+            );
+        }
         print!("{}", config.to_redacted_toml());
         return Ok(ExitCode::SUCCESS);
     }
@@ -256,19 +279,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let failures = exporter.collect_once().await;
     let text = exporter.classic_text();
-    for (tenant, report, error) in &failures {
-        eprintln!("error: tenant {tenant:?} report {report}: {error}");
+    if !failures.is_empty() {
+        // Each failure's reason is logged by the refresh (level error) as it happens;
+        // this says which failed and what was not done, without repeating the reasons.
+        let total: usize = exporter
+            .tenants
+            .iter()
+            .map(|t| t.config.reports.len())
+            .sum();
+        let failed: Vec<String> = failures
+            .iter()
+            .map(|(tenant, report, _)| format!("tenant {tenant:?} report {report}"))
+            .collect();
+        let not_written = output.map_or(String::new(), |p| {
+            format!("; {} was not written", p.display())
+        });
+        eprintln!(
+            "error: {} of {total} report refreshes failed{not_written} (the reasons are logged above): {}",
+            failures.len(),
+            failed.join(", ")
+        );
     }
     match output {
         Some(path) if failures.is_empty() => {
             write_atomically(path, text.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        Some(path) => eprintln!(
-            "not writing {}: {} report(s) failed",
-            path.display(),
-            failures.len()
-        ),
+        Some(_) => {}
         None => print!("{text}"),
     }
     Ok(if failures.is_empty() {

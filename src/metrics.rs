@@ -1,15 +1,21 @@
 //! The exporter's own counters and histograms (`entra_exporter_*`), shared by the Graph
 //! client and the pollers. Gauges about report state come from the snapshot store.
+//!
+//! Help texts given to [`Registry::register`] end without a full stop: prometheus-client
+//! appends one.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// Labels `{tenant, endpoint, code}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Tenant name.
     pub tenant: String,
@@ -20,7 +26,7 @@ pub struct RequestLabels {
 }
 
 /// Labels `{tenant, endpoint}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct EndpointLabels {
     /// Tenant name.
     pub tenant: String,
@@ -29,7 +35,7 @@ pub struct EndpointLabels {
 }
 
 /// Labels `{tenant, reason}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RetryLabels {
     /// Tenant name.
     pub tenant: String,
@@ -38,7 +44,7 @@ pub struct RetryLabels {
 }
 
 /// Labels `{tenant, result}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ResultLabels {
     /// Tenant name.
     pub tenant: String,
@@ -47,7 +53,7 @@ pub struct ResultLabels {
 }
 
 /// Labels `{tenant, report, result}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RefreshLabels {
     /// Tenant name.
     pub tenant: String,
@@ -58,12 +64,93 @@ pub struct RefreshLabels {
 }
 
 /// Labels `{tenant, report}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ReportLabels {
     /// Tenant name.
     pub tenant: String,
     /// Report config name.
     pub report: String,
+}
+
+/// A family of labelled metrics, like prometheus-client's `Family`, whose series are
+/// encoded in the order of their label values.
+///
+/// `Family` keeps its series in a `HashMap`, so each run lists them in another order
+/// and two `--once` textfiles differ in more than their values. Here a `BTreeMap` keeps
+/// them sorted as they are created: a lookup compares label strings instead of hashing
+/// them, and encoding (every scrape) costs nothing extra. The label structs order by
+/// their fields, in label order.
+#[derive(Debug)]
+pub struct SortedFamily<L, M> {
+    series: Arc<RwLock<BTreeMap<L, M>>>,
+    new_metric: fn() -> M,
+}
+
+impl<L, M> Clone for SortedFamily<L, M> {
+    /// Another handle on the same series.
+    fn clone(&self) -> Self {
+        Self {
+            series: self.series.clone(),
+            new_metric: self.new_metric,
+        }
+    }
+}
+
+impl<L, M: Default> Default for SortedFamily<L, M> {
+    fn default() -> Self {
+        Self::new_with_constructor(M::default)
+    }
+}
+
+impl<L: Ord + Clone, M: Clone> SortedFamily<L, M> {
+    /// The metric of `labels`, created on first use. Metrics are handles (an `Arc`
+    /// inside), so the one returned updates the family's.
+    pub fn get_or_create(&self, labels: &L) -> M {
+        if let Some(metric) = self.read().get(labels) {
+            return metric.clone();
+        }
+        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        series
+            .entry(labels.clone())
+            .or_insert_with(self.new_metric)
+            .clone()
+    }
+}
+
+impl<L, M> SortedFamily<L, M> {
+    /// An empty family whose series `new_metric` makes.
+    pub fn new_with_constructor(new_metric: fn() -> M) -> Self {
+        Self {
+            series: Arc::default(),
+            new_metric,
+        }
+    }
+
+    /// A metric update cannot leave the map half-changed, so a poisoned lock is usable.
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<L, M>> {
+        self.series.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<L, M> EncodeMetric for SortedFamily<L, M>
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, metric) in self.read().iter() {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+
+    fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
 }
 
 /// Why a request was retried (the `reason` label).
@@ -107,17 +194,17 @@ impl RetryReason {
 #[derive(Debug, Clone)]
 pub struct ExporterMetrics {
     /// `entra_exporter_graph_requests_total`
-    pub graph_requests: Family<RequestLabels, Counter>,
+    pub graph_requests: SortedFamily<RequestLabels, Counter>,
     /// `entra_exporter_graph_retries_total`
-    pub graph_retries: Family<RetryLabels, Counter>,
+    pub graph_retries: SortedFamily<RetryLabels, Counter>,
     /// `entra_exporter_graph_request_duration_seconds`
-    pub graph_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub graph_request_duration: SortedFamily<EndpointLabels, Histogram>,
     /// `entra_exporter_token_requests_total`
-    pub token_requests: Family<ResultLabels, Counter>,
+    pub token_requests: SortedFamily<ResultLabels, Counter>,
     /// `entra_exporter_report_refreshes_total`
-    pub refreshes: Family<RefreshLabels, Counter>,
+    pub refreshes: SortedFamily<RefreshLabels, Counter>,
     /// `entra_exporter_poller_restarts_total`
-    pub poller_restarts: Family<ReportLabels, Counter>,
+    pub poller_restarts: SortedFamily<ReportLabels, Counter>,
 }
 
 fn request_histogram() -> Histogram {
@@ -135,12 +222,12 @@ impl ExporterMetrics {
     /// New, empty metrics.
     pub fn new() -> Self {
         Self {
-            graph_requests: Family::default(),
-            graph_retries: Family::default(),
-            graph_request_duration: Family::new_with_constructor(request_histogram),
-            token_requests: Family::default(),
-            refreshes: Family::default(),
-            poller_restarts: Family::default(),
+            graph_requests: SortedFamily::default(),
+            graph_retries: SortedFamily::default(),
+            graph_request_duration: SortedFamily::new_with_constructor(request_histogram),
+            token_requests: SortedFamily::default(),
+            refreshes: SortedFamily::default(),
+            poller_restarts: SortedFamily::default(),
         }
     }
 
@@ -148,7 +235,7 @@ impl ExporterMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "entra_exporter_build",
-            "Build information: version and git revision of the running exporter.",
+            "Build information: version and git revision of the running exporter",
             Info::new(vec![
                 ("version", env!("CARGO_PKG_VERSION")),
                 (
@@ -159,32 +246,32 @@ impl ExporterMetrics {
         );
         registry.register(
             "entra_exporter_graph_requests",
-            "Requests sent to Microsoft Graph, by endpoint and HTTP status code (`error`: no response).",
+            "Requests sent to Microsoft Graph, by endpoint and HTTP status code (`error`: no response)",
             self.graph_requests.clone(),
         );
         registry.register(
             "entra_exporter_graph_retries",
-            "Graph requests retried, by reason.",
+            "Graph requests retried, by reason",
             self.graph_retries.clone(),
         );
         registry.register(
             "entra_exporter_graph_request_duration_seconds",
-            "Duration of Graph requests, from send to the whole body read.",
+            "Duration of Graph requests, from send to the whole body read",
             self.graph_request_duration.clone(),
         );
         registry.register(
             "entra_exporter_token_requests",
-            "Access-token requests to the identity platform, by result.",
+            "Access-token requests to the identity platform, by result",
             self.token_requests.clone(),
         );
         registry.register(
             "entra_exporter_report_refreshes",
-            "Report refreshes, by result.",
+            "Report refreshes, by result",
             self.refreshes.clone(),
         );
         registry.register(
             "entra_exporter_poller_restarts",
-            "Times the background task of the report panicked and was restarted (a bug: please report it).",
+            "Times the background task of the report panicked and was restarted (a bug: please report it)",
             self.poller_restarts.clone(),
         );
     }
@@ -237,6 +324,107 @@ impl ExporterMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(metrics: &ExporterMetrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn series_are_encoded_in_label_order_whatever_the_order_they_came_in() {
+        let metrics = ExporterMetrics::new();
+        for (tenant, endpoint, code) in [
+            ("b", "userRegistrationDetails", "200"),
+            ("a", "userRegistrationDetails", "429"),
+            ("b", "getCredentialUsageSummary", "200"),
+            ("a", "userRegistrationDetails", "200"),
+            ("a", "userRegistrationDetails", "error"),
+        ] {
+            let labels = RequestLabels {
+                tenant: tenant.into(),
+                endpoint: endpoint.into(),
+                code: code.into(),
+            };
+            metrics.graph_requests.get_or_create(&labels).inc();
+            metrics
+                .graph_request_duration
+                .get_or_create(&EndpointLabels {
+                    tenant: tenant.into(),
+                    endpoint: endpoint.into(),
+                })
+                .observe(0.2);
+        }
+        // The handle returned is the family's: a second lookup sees the first's count.
+        let again = RequestLabels {
+            tenant: "b".into(),
+            endpoint: "userRegistrationDetails".into(),
+            code: "200".into(),
+        };
+        metrics.graph_requests.get_or_create(&again).inc();
+        let text = encoded(&metrics);
+        let requests: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("entra_exporter_graph_requests_total{"))
+            .collect();
+        assert_eq!(
+            requests,
+            [
+                "entra_exporter_graph_requests_total{tenant=\"a\",endpoint=\"userRegistrationDetails\",code=\"200\"} 1",
+                "entra_exporter_graph_requests_total{tenant=\"a\",endpoint=\"userRegistrationDetails\",code=\"429\"} 1",
+                "entra_exporter_graph_requests_total{tenant=\"a\",endpoint=\"userRegistrationDetails\",code=\"error\"} 1",
+                "entra_exporter_graph_requests_total{tenant=\"b\",endpoint=\"getCredentialUsageSummary\",code=\"200\"} 1",
+                "entra_exporter_graph_requests_total{tenant=\"b\",endpoint=\"userRegistrationDetails\",code=\"200\"} 2",
+            ]
+        );
+        // A histogram's lines stay together per series, the series in label order.
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("entra_exporter_graph_request_duration_seconds_count"))
+            .map(|l| l.split_once(' ').unwrap().0)
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "entra_exporter_graph_request_duration_seconds_count{tenant=\"a\",endpoint=\"userRegistrationDetails\"}",
+                "entra_exporter_graph_request_duration_seconds_count{tenant=\"b\",endpoint=\"getCredentialUsageSummary\"}",
+                "entra_exporter_graph_request_duration_seconds_count{tenant=\"b\",endpoint=\"userRegistrationDetails\"}",
+            ]
+        );
+        let first = text.find("_sum{tenant=\"a\"").unwrap();
+        let last_bucket = text.rfind("le=\"+Inf\",tenant=\"a\"").unwrap();
+        let next = text.find("_sum{tenant=\"b\"").unwrap();
+        assert!(first < last_bucket && last_bucket < next, "{text}");
+        // A family nothing was created in is left out, as prometheus-client's are.
+        assert!(
+            !text.contains("entra_exporter_graph_retries_total"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn help_texts_end_with_one_full_stop() {
+        let metrics = ExporterMetrics::new();
+        metrics.init_tenant("t", ["user_registration_details"]);
+        let endpoint = EndpointLabels {
+            tenant: "t".into(),
+            endpoint: "userRegistrationDetails".into(),
+        };
+        let _ = metrics.graph_request_duration.get_or_create(&endpoint);
+        let _ = metrics.graph_requests.get_or_create(&RequestLabels {
+            tenant: endpoint.tenant,
+            endpoint: endpoint.endpoint,
+            code: "200".into(),
+        });
+        let text = encoded(&metrics);
+        let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+        assert_eq!(helps.len(), 7, "{text}");
+        for help in helps {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
+    }
 
     #[test]
     fn init_tenant_exports_known_counters_at_zero() {

@@ -134,6 +134,193 @@ fn check_config_redacts_secrets() {
     );
 }
 
+/// A config file of `text` beside a secret file `secret` and a token file `token`, the
+/// paths in `text` written `{dir}`.
+fn config_with_files(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(dir.path().join("token"), "eyJ.projected.token").unwrap();
+    let path = dir.path().join("entra.toml");
+    let text = text.replace("{dir}", dir.path().to_str().unwrap());
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn check_config_prints_a_config_file_that_loads_again() {
+    let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/auth/app.pem");
+    let (dir, path) = config_with_files(&format!(
+        "refresh_interval = \"2h\"\npage_size = 500\n\
+         [[tenants]]\nname = \"contoso\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"c1\"\n\
+         client_secret_file = \"{{dir}}/secret\"\nreports = [\"user_registration_details\", \"credential_usage_summary\"]\n\
+         report_refresh_intervals = {{ credential_usage_summary = \"6h\" }}\n\
+         [[tenants]]\nname = \"gov\"\ntenant_id = \"gov.onmicrosoft.us\"\nclient_id = \"c2\"\n\
+         certificate_file = {pem:?}\ncloud = \"usgov\"\n\
+         [[tenants]]\nname = \"k8s\"\nauth = \"workload_identity\"\n"
+    ));
+    let check = |path: &std::path::Path| {
+        let out = run(
+            &["--check-config", "--config.file", path.to_str().unwrap()],
+            &[
+                ("AZURE_TENANT_ID", "k8s.onmicrosoft.com"),
+                ("AZURE_CLIENT_ID", "wi"),
+                (
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    dir.path().join("token").to_str().unwrap(),
+                ),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = check(&path);
+    assert!(
+        shown.ends_with("\n# config is valid: 3 tenants, 4 reports\n"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("eyJ") && !shown.contains("scope"),
+        "{shown}"
+    );
+    let saved = dir.path().join("saved.toml");
+    std::fs::write(&saved, &shown).unwrap();
+    assert_eq!(check(&saved), shown, "the saved output means the same");
+    // The environment's workload identity is written out: no variables needed.
+    let out = run(
+        &["--check-config", "--config.file", saved.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), shown);
+
+    // A shard's replica shows its own tenants, and says so first.
+    let out = run(
+        &[
+            "--check-config",
+            "--config.file",
+            saved.to_str().unwrap(),
+            "--shard.count",
+            "2",
+        ],
+        &[],
+    );
+    let sharded = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        sharded.starts_with("# Shard 0 of 2: ")
+            && sharded.contains(" of the 3 configured tenants")
+            && sharded
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("# config is valid: "),
+        "{sharded}"
+    );
+}
+
+#[test]
+fn a_short_interval_against_graph_is_a_warning() {
+    let text = |interval: &str| {
+        format!(
+            "refresh_interval = \"{interval}\"\n[[tenants]]\nname = \"contoso\"\ntenant_id = \"t.onmicrosoft.com\"\n\
+             client_id = \"c\"\nclient_secret = \"x\"\n"
+        )
+    };
+    let (_d, path) = config_file(&text("1m"));
+    let out = run(
+        &["--check-config", "--config.file", path.to_str().unwrap()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("level=warn")
+            && stderr.contains(
+                "tenant \\\"contoso\\\" (tenants[0]): refresh_interval: user_registration_details every 1m is under 5m"
+            ),
+        "{stderr}"
+    );
+    let (_d, path) = config_file(&text("1h"));
+    let out = run(
+        &["--check-config", "--config.file", path.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success() && out.stderr.is_empty());
+}
+
+#[test]
+fn a_fatal_error_is_printed_once_and_readably() {
+    let (_d, path) = config_file("[[tenants]]\nname = \"\"\npage_size = 0\n");
+    let out = run(&["--config.file", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines[0], "error: invalid configuration:", "{stderr}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("  tenants[0]: "))
+            && lines.contains(&"  tenants[0]: page_size: must be between 1 and 999")
+            && lines.len() == 6,
+        "one problem a line, under the error:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("\\n") && !stderr.contains("level="),
+        "{stderr}"
+    );
+
+    // With JSON logs a log pipeline gets the error as a record too; people the line.
+    let out = run(
+        &[
+            "--config.file",
+            path.to_str().unwrap(),
+            "--log.format",
+            "json",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (records, plain): (Vec<&str>, Vec<&str>) = stderr.lines().partition(|l| l.starts_with('{'));
+    assert_eq!(records.len(), 1, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(records[0]).unwrap();
+    assert_eq!(record["level"], "ERROR");
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("\ntenants[0]: page_size: must be between 1 and 999"),
+        "{record}"
+    );
+    assert_eq!(plain[0], "error: invalid configuration:", "{stderr}");
+}
+
+#[test]
+fn a_config_file_that_cannot_be_read_says_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, path) = config_file("[[tenants]]\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = if std::fs::read(&path).is_ok() {
+        // Root reads any file (CAP_DAC_OVERRIDE): run the binary without capabilities,
+        // where a file of mode 0000 is unreadable to its owner, root too.
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--bounding-set=-all", "--inh-caps=-all", "--", binary()]);
+        cmd
+    } else {
+        Command::new(binary())
+    };
+    let out = cmd
+        .args(["--check-config", "--config.file", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("setpriv (util-linux) runs the binary without root's capabilities");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: config file {}: permission denied",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_and_token_never_appear_in_logs_pages_or_metrics() {
     tokio::time::timeout(WAIT * 2, async {

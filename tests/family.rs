@@ -155,7 +155,7 @@ async fn delegated_only_summaries_fail_clearly_once_per_refresh() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr
             .lines()
-            .find(|l| l.starts_with("error: tenant \"t1\" report users_registered_by_feature:"))
+            .find(|l| l.contains("level=error") && l.contains("report=users_registered_by_feature "))
             .unwrap_or_else(|| panic!("{stderr}"));
         assert!(
             line.contains("Graph refused usersRegisteredByFeature to this app-only token (HTTP 403 Authorization_RequestDenied")
@@ -164,7 +164,8 @@ async fn delegated_only_summaries_fail_clearly_once_per_refresh() {
                 && !line.contains("Grant admin consent"),
             "{line}"
         );
-        assert!(stderr.contains("report users_registered_by_method: Graph refused usersRegisteredByMethod"), "{stderr}");
+        assert!(stderr.contains("report=users_registered_by_method reason=delegated_only duration_ms="), "{stderr}");
+        assert!(stderr.contains("error=\"Graph refused usersRegisteredByMethod"), "{stderr}");
         let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
         assert!(series.keys().any(|(n, _)| n == "entra_users"));
         assert!(!series.keys().any(|(n, _)| n.starts_with("entra_summary_users")));

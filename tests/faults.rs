@@ -419,7 +419,8 @@ async fn simulate_flags_select_faults() {
         let out = run_binary(once_args(&path)).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
-        assert!(stderr.contains("page 2: malformed page: no \"value\" array"), "{stderr}");
+        // The reason is the refresh's log line (logfmt: its quotes escaped).
+        assert!(stderr.contains(r#"page 2: malformed page: no \"value\" array"#), "{stderr}");
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &sim.id().to_string()])
             .status();

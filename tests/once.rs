@@ -127,11 +127,71 @@ async fn output_file_is_written_only_on_success() {
             stderr.contains("P1 or P2") && stderr.contains("tenant \"t1\""),
             "{stderr}"
         );
+        // The reason once (the refresh's log line), then which failed and what was not done.
+        assert_eq!(
+            stderr
+                .matches("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+                .count(),
+            1,
+            "{stderr}"
+        );
+        assert!(
+            stderr.lines().last().unwrap().starts_with(&format!(
+                "error: 1 of 1 report refreshes failed; {} was not written",
+                out_path.display()
+            )),
+            "{stderr}"
+        );
         // the previous good file is untouched, no temp files remain
         assert_eq!(std::fs::read_to_string(&out_path).unwrap(), written);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         good.shutdown().await;
         bad.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+/// Every sample's name and labels, in output order (the value dropped).
+fn sample_keys(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit_once(' ').map_or(l, |(key, _)| key))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_once_lists_the_same_series_in_the_same_order_every_run() {
+    tokio::time::timeout(WAIT, async {
+        let args = || vec!["--demo".to_owned(), "--once".to_owned()];
+        let (a, b) = (run_binary(args()).await, run_binary(args()).await);
+        for out in [&a, &b] {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let (a, b) = (
+            String::from_utf8(a.stdout).unwrap(),
+            String::from_utf8(b.stdout).unwrap(),
+        );
+        // Several series per self-metric family (prometheus-client's Family would list
+        // these in hash order, different in every process).
+        let requests = sample_keys(&a)
+            .into_iter()
+            .filter(|k| k.starts_with("entra_exporter_graph_requests_total{"))
+            .count();
+        assert!(requests >= 5, "{a}");
+        assert_eq!(
+            sample_keys(&a),
+            sample_keys(&b),
+            "a textfile diff shows values only"
+        );
+        // prometheus-client appends the full stop to registered help texts.
+        for help in a.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!help.ends_with(".."), "{help}");
+        }
     })
     .await
     .unwrap();

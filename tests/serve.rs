@@ -31,6 +31,11 @@ async fn serves_truth_in_both_formats_and_stops_on_sigterm() {
         let classic = resp.text().await.unwrap();
         assert!(!classic.contains("# EOF"));
         assert!(classic.contains("# TYPE entra_exporter_graph_requests_total counter"));
+        assert!(classic.contains("# TYPE entra_exporter_http_connections_closed_total counter"));
+        // Served (server self-metrics included), every HELP ends in one full stop.
+        for help in classic.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
         assert_series_eq(&only(&parse_exposition(&classic), USER_FAMILIES), &expected);
 
         // Landing page, health, 404, 405.

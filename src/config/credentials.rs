@@ -9,7 +9,7 @@ use super::raw::{AuthMode, RawTenant};
 use super::validate::is_loopback;
 use super::{Credential, IMDS_ENDPOINT, IdentityProtocol, Lookup, ManagedIdentity};
 use crate::certificate::ClientCertificate;
-use crate::secret::Secret;
+use crate::secret::{REDACTED, Secret};
 
 /// `auth`, else `certificate` where a `certificate_file` is given, else `client_secret`.
 pub(super) fn mode(t: &RawTenant) -> AuthMode {
@@ -99,6 +99,17 @@ fn client_secret(t: &RawTenant, problems: &mut Problems) -> Option<Credential> {
         }
         (Some(s), None) if s.is_blank() => {
             problems.add("client_secret", "is empty");
+            None
+        }
+        // `--check-config` prints this in place of the secret; sent, it would fail as
+        // AADSTS7000215 (invalid client secret) far from the cause.
+        (Some(s), None) if s.expose() == REDACTED => {
+            problems.add(
+                "client_secret",
+                format!(
+                    "is \"{REDACTED}\", the placeholder --check-config prints: put the real secret back, or use client_secret_file"
+                ),
+            );
             None
         }
         (Some(s), None) => Some(Credential::ClientSecret(s.clone())),

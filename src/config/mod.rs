@@ -5,20 +5,21 @@
 //! Settings a tenant can tune may also be set at the top level, where they are the
 //! default for every tenant (design.md, "Config file"). The parts: `raw` the file's
 //! shape, `resolve` defaults and inheritance, `credentials` the auth modes, `validate`
-//! the checks, `problems` how a problem names its tenant and key.
+//! the checks, `problems` how a problem names its tenant and key, `show` the effective
+//! config written as a file.
 
 mod credentials;
 mod problems;
 mod raw;
 mod resolve;
+mod show;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::Serialize;
 
 pub use self::credentials::read_secret_file;
 use self::raw::RawFile;
@@ -41,8 +42,7 @@ pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
 pub use crate::cloud::Cloud;
 
 /// How a tenant's app authenticates (README "Authentication").
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Credential {
     /// A client secret given inline (discouraged: it sits in the config file).
     ClientSecret(Secret),
@@ -68,7 +68,7 @@ pub enum Credential {
 }
 
 /// Where a managed identity's tokens come from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ManagedIdentity {
     /// Full URL of the identity endpoint.
     pub endpoint: String,
@@ -79,8 +79,7 @@ pub struct ManagedIdentity {
 }
 
 /// The two managed-identity token protocols (graph-api.md §10).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum IdentityProtocol {
     /// VM instance metadata service: `Metadata: true`, api-version 2018-02-01.
     Imds,
@@ -95,18 +94,16 @@ pub enum IdentityProtocol {
 pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// One report of one tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReportConfig {
     /// Which report.
-    #[serde(serialize_with = "ser_report")]
     pub kind: ReportKind,
     /// How often it is refreshed.
-    #[serde(serialize_with = "ser_duration")]
     pub refresh_interval: Duration,
 }
 
 /// A tenant, with every default applied and validated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TenantConfig {
     /// The `tenant` label value.
     pub name: String,
@@ -143,7 +140,7 @@ pub struct TenantConfig {
 }
 
 /// The whole validated configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Every tenant, in file order.
     pub tenants: Vec<TenantConfig>,
@@ -152,8 +149,11 @@ pub struct Config {
 /// A configuration that cannot be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file or environment could not be read or had the wrong shape (unknown key,
-    /// wrong type); figment names the key and the source.
+    /// `--config.file` cannot be read: missing, not allowed, not a file.
+    #[error("{0}")]
+    File(String),
+    /// The file or environment had the wrong shape (TOML syntax, unknown key, wrong
+    /// type); figment names the key and the source.
     #[error("invalid configuration: {0}")]
     Load(String),
     /// Values that parsed but are not acceptable; one line per problem.
@@ -217,9 +217,23 @@ impl Config {
         resolve::resolve(extract(&Figment::new().merge(Toml::string(text)))?, env)
     }
 
-    /// The effective configuration as TOML, secrets redacted.
+    /// What is valid but probably not meant, one line each naming the tenant and key
+    /// (like the problems of [`ConfigError::Invalid`]): reports refreshed more often than
+    /// every 5 minutes against Graph. main logs them as warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (index, t) in self.tenants.iter().enumerate() {
+            let mut w = problems::Problems::tenant(Some(&t.name), index, &mut warnings);
+            validate::short_intervals(t, &mut w);
+        }
+        warnings
+    }
+
+    /// The effective configuration as a config file, secrets redacted (`--check-config`):
+    /// it loads again to the same configuration, but for an inline `client_secret`, which
+    /// is a comment to fill in. The last line is a comment saying the config is valid.
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        show::config(self)
     }
 }
 
@@ -228,12 +242,7 @@ impl Sources {
     fn figment(&self) -> Result<Figment, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = &self.file {
-            if !path.is_file() {
-                return Err(ConfigError::Load(format!(
-                    "config file {} does not exist or is not a file",
-                    path.display()
-                )));
-            }
+            check_readable(path).map_err(ConfigError::File)?;
             figment = figment.merge(Toml::file_exact(path));
         }
         if self.use_env {
@@ -251,19 +260,42 @@ impl Sources {
     }
 }
 
+/// Opens the config file so that a path that cannot be read says why: missing, not
+/// allowed, or not a file. figment reads it afterwards (and names it in its errors).
+fn check_readable(path: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| unreadable(path, &e))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(format!(
+            "config file {} is a directory, not a file",
+            path.display()
+        )),
+        Ok(_) => Err(format!(
+            "config file {} is not a regular file",
+            path.display()
+        )),
+        Err(e) => Err(unreadable(path, &e)),
+    }
+}
+
+/// Why the config file at `path` cannot be opened.
+fn unreadable(path: &Path, e: &std::io::Error) -> String {
+    let path = path.display();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("config file {path} does not exist"),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "config file {path}: permission denied (the exporter's user cannot read it, \
+             or cannot enter a directory on its path)"
+        ),
+        _ => format!("cannot read config file {path}: {e}"),
+    }
+}
+
 /// The file's shape, or the first key that does not fit it.
 fn extract(figment: &Figment) -> Result<RawFile, ConfigError> {
     figment
         .extract()
         .map_err(|e| ConfigError::Load(problems::describe_load_error(e, figment)))
-}
-
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
-fn ser_report<S: serde::Serializer>(r: &ReportKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(r.name())
 }
 
 impl TenantConfig {

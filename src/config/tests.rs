@@ -401,6 +401,11 @@ fn workload_identity_falls_back_to_the_webhook_variables() {
     };
     let text = "[[tenants]]\nname = \"k8s\"\nauth = \"workload_identity\"\n";
     let c = Config::from_toml_with_env(text, &env).unwrap();
+    // --check-config writes out what the variables gave: its output alone means the same.
+    let shown = c.to_redacted_toml();
+    let again = Config::from_toml(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    assert_eq!(format!("{c:?}"), format!("{again:?}"));
+    assert!(!shown.contains("eyJ"), "{shown}");
     let t = &c.tenants[0];
     assert_eq!(
         (t.tenant_id.as_str(), t.client_id.as_str()),
@@ -718,6 +723,93 @@ fn admins_without_mfa_needs_the_registration_report() {
     assert!(e.contains("usage_period: must be D1, D7 or D30"), "{e}");
     assert!(
         e.contains("summary_user_roles: unknown value `root`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn short_intervals_against_graph_are_warnings() {
+    let two = format!(
+        "refresh_interval = \"4m\"\n{MINIMAL}reports = [\"user_registration_details\", \"credential_usage_summary\"]\n\
+         [[tenants]]\nname = \"fine\"\ntenant_id = \"f.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret = \"x\"\n\
+         refresh_interval = \"5m\"\n"
+    );
+    let c = Config::from_toml(&two).expect("a warning is not an error");
+    assert_eq!(
+        c.warnings(),
+        [
+            "tenant \"contoso\" (tenants[0]): refresh_interval: user_registration_details every 4m, \
+             credential_usage_summary every 4m is under 5m: Graph recomputes these reports only every \
+             few hours and throttles them per 10 s, so this spends the request budget without \
+             fresher data; an interval of an hour or more is right"
+        ]
+    );
+    // One report's own interval counts too, in a sovereign cloud as well.
+    let c = Config::from_toml(&format!(
+"{MINIMAL}cloud = \"usgov\"\nreport_refresh_intervals = {{ user_registration_details = \"30s\" }}\n"
+    ))
+    .unwrap();
+    let w = c.warnings();
+    assert!(
+        w.len() == 1
+            && w[0].contains(": refresh_interval: user_registration_details every 30s is under 5m"),
+        "{w:?}"
+    );
+    // A simulator on loopback may be polled as often as a test likes.
+    for url in [
+        "http://127.0.0.1:10078",
+        "http://localhost:1",
+        "http://[::1]:2",
+    ] {
+        let c = Config::from_toml(&format!(
+            "refresh_interval = \"20s\"\n{MINIMAL}graph_url = \"{url}\"\nlogin_url = \"{url}\"\n"
+        ))
+        .unwrap();
+        assert!(c.warnings().is_empty(), "{url}");
+    }
+    assert!(Config::from_toml(MINIMAL).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn a_config_file_that_cannot_be_read_says_why() {
+    let path = std::path::Path::new("/etc/entra/entra.toml");
+    let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    assert_eq!(
+        unreadable(path, &denied),
+        "config file /etc/entra/entra.toml: permission denied (the exporter's user cannot \
+         read it, or cannot enter a directory on its path)"
+    );
+    let load = |file: &std::path::Path| {
+        Config::load(&Sources {
+            file: Some(file.to_owned()),
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        load(&dir.path().join("missing.toml")),
+        format!(
+            "config file {} does not exist",
+            dir.path().join("missing.toml").display()
+        )
+    );
+    assert_eq!(
+        load(dir.path()),
+        format!(
+            "config file {} is a directory, not a file",
+            dir.path().display()
+        )
+    );
+    let file = dir.path().join("entra.toml");
+    std::fs::write(&file, "x").unwrap();
+    let e = load(&file.join("below-a-file.toml"));
+    assert!(
+        e.starts_with(&format!(
+            "cannot read config file {}/below-a-file.toml: ",
+            file.display()
+        )),
         "{e}"
     );
 }

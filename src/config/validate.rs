@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::problems::{Problems, unknown_value};
-use super::{Cloud, MAX_PAGE_SIZE, ReportConfig};
+use super::{Cloud, MAX_PAGE_SIZE, ReportConfig, TenantConfig};
 use crate::reports::ReportKind;
 
 /// The `name` of a tenant: the `tenant` label, unique across the file.
@@ -195,6 +195,42 @@ pub(super) fn check_reports(
         );
     }
     reports
+}
+
+/// Below this, a refresh against Graph fetches nothing newer: Graph recomputes these
+/// reports every few hours, and the reports throttle (about 5 requests per 10 s per
+/// app and tenant) is better spent on the pages of big tenants.
+pub(super) const SHORT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// A warning for a tenant whose reports refresh more often than [`SHORT_INTERVAL`]
+/// against a real Graph host (a loopback `graph_url` is a simulator or a test).
+pub(super) fn short_intervals(t: &TenantConfig, problems: &mut Problems) {
+    let loopback = reqwest::Url::parse(&t.graph_url).is_ok_and(|u| is_loopback(&u));
+    let short: Vec<String> = t
+        .reports
+        .iter()
+        .filter(|r| r.refresh_interval < SHORT_INTERVAL)
+        .map(|r| {
+            format!(
+                "{} every {}",
+                r.kind.name(),
+                humantime::format_duration(r.refresh_interval)
+            )
+        })
+        .collect();
+    if loopback || short.is_empty() {
+        return;
+    }
+    problems.add(
+        "refresh_interval",
+        format!(
+            "{} is under {}: Graph recomputes these reports only every few hours and \
+             throttles them per 10 s, so this spends the request budget without fresher data; \
+             an interval of an hour or more is right",
+            short.join(", "),
+            humantime::format_duration(SHORT_INTERVAL)
+        ),
+    );
 }
 
 /// ``unknown report `x`; did you mean `y`?``, or with the known names.

@@ -2,9 +2,9 @@
 //! closed by the exporter (by reason), `/metrics` requests in flight and refused.
 //! Known label values are created at zero, so `increase()` sees the first event.
 
+use crate::metrics::SortedFamily;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -65,7 +65,7 @@ impl CloseReason {
 }
 
 /// Labels `{reason}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ReasonLabels {
     /// See [`CloseReason::label`]; for refused requests `max_requests`.
     pub reason: &'static str,
@@ -82,11 +82,11 @@ pub struct ServerMetrics {
     /// `entra_exporter_http_connections_accepted_total`
     pub connections_accepted: Counter,
     /// `entra_exporter_http_connections_closed_total{reason}`
-    pub connections_closed: Family<ReasonLabels, Counter>,
+    pub connections_closed: SortedFamily<ReasonLabels, Counter>,
     /// `entra_exporter_http_requests_in_flight`
     pub requests_in_flight: Gauge,
     /// `entra_exporter_http_requests_refused_total{reason}`
-    pub requests_refused: Family<ReasonLabels, Counter>,
+    pub requests_refused: SortedFamily<ReasonLabels, Counter>,
 }
 
 impl Default for ServerMetrics {
@@ -94,9 +94,9 @@ impl Default for ServerMetrics {
         let metrics = Self {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
-            connections_closed: Family::default(),
+            connections_closed: SortedFamily::default(),
             requests_in_flight: Gauge::default(),
-            requests_refused: Family::default(),
+            requests_refused: SortedFamily::default(),
         };
         for reason in CloseReason::ALL {
             let _ = metrics.connections_closed.get_or_create(&ReasonLabels {
@@ -123,7 +123,7 @@ impl ServerMetrics {
         registry.register(
             "entra_exporter_http_connections_open",
             format!(
-                "HTTP connections open now: at most the cap ({}) plus up to {} still closing to make room.",
+                "HTTP connections open now: at most the cap ({}) plus up to {} still closing to make room",
                 super::MAX_CONNECTIONS,
                 super::connections::CLOSING_HEADROOM
             ),
@@ -131,22 +131,22 @@ impl ServerMetrics {
         );
         registry.register(
             "entra_exporter_http_connections_accepted",
-            "HTTP connections accepted.",
+            "HTTP connections accepted",
             self.connections_accepted.clone(),
         );
         registry.register(
             "entra_exporter_http_connections_closed",
-            "HTTP connections the exporter closed, by reason (pressure_*: to make room for a new connection or request).",
+            "HTTP connections the exporter closed, by reason (pressure_*: to make room for a new connection or request)",
             self.connections_closed.clone(),
         );
         registry.register(
             "entra_exporter_http_requests_in_flight",
-            "Requests to the metrics path being answered now (bounded by --web.max-requests).",
+            "Requests to the metrics path being answered now (bounded by --web.max-requests)",
             self.requests_in_flight.clone(),
         );
         registry.register(
             "entra_exporter_http_requests_refused",
-            "Requests to the metrics path refused with 429, by reason (max_requests: past --web.max-requests).",
+            "Requests to the metrics path refused with 429, by reason (max_requests: past --web.max-requests)",
             self.requests_refused.clone(),
         );
     }
