@@ -186,6 +186,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let shard = Shard::new(cli.shard_index, cli.shard_count).map_err(anyhow::Error::msg)?;
     // In demo mode the simulator must be up before the config can point at it.
+    let (demo, config, configured) = load_config(&cli, shard).await?;
+    if cli.check_config {
+        if shard.count > 1 {
+            println!(
+                "# Shard {shard}: {} of the {configured} configured tenants (the others are other shards').",
+                config.tenants.len()
+            );
+        }
+        print!("{}", config.to_redacted_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut exporter = Exporter::new(&config, RetryPolicy::default());
+    exporter.shard = shard;
+    if let Some(path) = &cli.snapshot_file {
+        // Only this shard's tenants are in `config`, so only theirs are restored.
+        // --once prints what it collected, never a restored snapshot; it still persists.
+        exporter.persist_to(path, &config, !cli.once);
+    }
+    if cli.once {
+        return once(&exporter, cli.output.as_deref()).await;
+    }
+    serve_until_signal(&cli, &config, &exporter, demo.is_some()).await?;
+    if let Some(sim) = demo {
+        sim.shutdown().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config (the demo's, with its simulator), this shard's tenants only, and how many
+/// tenants were configured in all. Config warnings are logged.
+async fn load_config(
+    cli: &Cli,
+    shard: Shard,
+) -> anyhow::Result<(Option<SimServer>, Config, usize)> {
     let (demo, mut config) = if cli.demo {
         let (sim, config) = start_demo().await?;
         (Some(sim), config)
@@ -208,28 +243,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::warn!(%shard, configured, "no configured tenant hashes to this shard");
         }
     }
-    if cli.check_config {
-        if shard.count > 1 {
-            println!(
-                "# Shard {shard}: {} of the {configured} configured tenants (the others are other shards').",
-                config.tenants.len()
-            );
-        }
-        print!("{}", config.to_redacted_toml());
-        return Ok(ExitCode::SUCCESS);
-    }
+    Ok((demo, config, configured))
+}
 
-    let mut exporter = Exporter::new(&config, RetryPolicy::default());
-    exporter.shard = shard;
-    if let Some(path) = &cli.snapshot_file {
-        // Only this shard's tenants are in `config`, so only theirs are restored.
-        // --once prints what it collected, never a restored snapshot; it still persists.
-        exporter.persist_to(path, &config, !cli.once);
-    }
-    if cli.once {
-        return once(&exporter, cli.output.as_deref()).await;
-    }
-
+/// Serves `/metrics` while the pollers refresh, until SIGTERM or SIGINT; then stops the
+/// pollers (5 s to finish, then aborted).
+async fn serve_until_signal(
+    cli: &Cli,
+    config: &Config,
+    exporter: &Exporter,
+    demo: bool,
+) -> anyhow::Result<()> {
     let web = WebConfigHandle::load(cli.web_config_file.as_deref())?;
     let listener = tokio::net::TcpListener::bind(&cli.listen_address)
         .await
@@ -243,8 +267,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         max_requests: cli.max_requests,
         store: exporter.store.clone(),
         telemetry_path: cli.telemetry_path.clone(),
-        shard,
-        banner: demo.as_ref().map(|_| {
+        shard: exporter.shard,
+        banner: demo.then(|| {
             "Demo mode: the tenant \"demo\" is simulated in-process; its data drifts over time."
                 .to_owned()
         }),
@@ -255,7 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     tracing::info!(
         address = %listener.local_addr()?, tenants = config.tenants.len(),
         reports = config.tenants.iter().map(|t| t.reports.len()).sum::<usize>(),
-        demo = cli.demo, tls = state.web.current().tls.is_some(),
+        demo, tls = state.web.current().tls.is_some(),
         basic_auth = state.web.current().auth.is_some(), "listening"
     );
     serve(listener, state, shutdown_signal()).await?;
@@ -270,10 +294,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         pollers.abort_all();
     }
-    if let Some(sim) = demo {
-        sim.shutdown().await;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
