@@ -137,6 +137,7 @@ impl Default for Folder {
 impl Fold for Folder {
     type Row<'de> = Row<'de>;
 
+    #[inline]
     fn add(&mut self, row: Row<'_>) {
         let methods = row.auth_methods.iter();
         self.0.add_user(&row.facts(), methods);

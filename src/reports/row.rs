@@ -114,6 +114,7 @@ impl<'a> StrList<'a> {
     pub const INLINE: usize = 8;
 
     /// The items, in no particular order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.inline[..self.len]
             .iter()
@@ -121,6 +122,7 @@ impl<'a> StrList<'a> {
             .chain(self.spill.iter().map(|s| s.as_ref()))
     }
 
+    #[inline]
     fn push(&mut self, item: Cow<'a, str>) {
         match item {
             Cow::Borrowed(s) if self.len < Self::INLINE => {

@@ -206,6 +206,7 @@ impl Folder {
 impl Fold for Folder {
     type Row<'de> = Row<'de>;
 
+    #[inline]
     fn add(&mut self, row: Row<'_>) {
         if let Some(admins) = &mut self.0.admins_without_mfa
             && row.is_admin == Some(true)
