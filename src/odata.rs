@@ -21,18 +21,12 @@ pub trait Fold {
     fn add(&mut self, row: Self::Row<'_>);
 }
 
-/// Anything that can take a whole page: a [`Fold`] (every row through its `add`), or
-/// a report's refresh holding several requests' folds. Object-safe, so the paging walk
-/// is not generic over reports; rows are still folded by monomorphic code.
+/// Anything that can take a whole page (a report's refresh, one request at a time).
+/// Object-safe, so the paging walk is not generic over reports; rows are still folded
+/// by monomorphic code behind it ([`fold_page`]).
 pub trait PageFold {
     /// Parses one page into `self`.
     fn fold_page(&mut self, bytes: &[u8]) -> Result<PageInfo, PageError>;
-}
-
-impl<F: Fold> PageFold for F {
-    fn fold_page(&mut self, bytes: &[u8]) -> Result<PageInfo, PageError> {
-        fold_page(bytes, self)
-    }
 }
 
 /// What a page said besides its rows.
