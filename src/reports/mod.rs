@@ -24,6 +24,7 @@ pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
 pub mod registration;
 pub mod row;
+pub mod strength;
 pub mod user_credential_usage_details;
 pub mod user_registration_details;
 pub mod users_registered_by;
