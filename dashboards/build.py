@@ -396,6 +396,45 @@ def usage_and_summary_sections(t):
     ]
 
 
+def strength_sections(t):
+    """Tenant-detail row on method strength (the strength ladder) and how fresh Microsoft's
+    registration data is (issue 13b). Only the v1.0 user_registration_details source has
+    these: a tenant on the legacy source shows "No data" here."""
+    by_strength = f"entra_users_by_strength{{{t}}}"
+    stale = THRESHOLDS["registration_data_stale_seconds"]
+    labels = {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True, "Value": True}
+    return [
+        ("Method strength and data freshness", [
+            series(
+                "Users by strongest method and user type", (12, 9),
+                "The strength ladder: users by their strongest registered method (none, mfa, passwordless, phishing_resistant) and user type, "
+                "stacked, so the bands add up to all users. Synced passkeys count as phishing-resistant, as Microsoft classes them.",
+                f"sum by (user_type, strength) ({by_strength})", "{{user_type}} {{strength}}", stack=True,
+            ),
+            # No alert watches it (there is no phishing-resistant target): one colour.
+            share_stat(
+                "Members phishing-resistant", (4, 9),
+                "Share of member users whose strongest registered method is phishing-resistant (FIDO2 key, passkey, Windows Hello, platform credential, CBA multifactor): entra:phishing_resistant:ratio.",
+                f'sum(entra_users_by_strength{{{t}, {MEMBERS}, strength="phishing_resistant"}})\n  / (sum(entra_users{{{t}, {MEMBERS}}}) > 0)',
+                steps((None, "blue")), "phishing-resistant",
+            ),
+            stat_panel(
+                "Registration data age", (4, 9),
+                "How old Microsoft's newest lastUpdatedDateTime in the registration report is: the report lags by hours even when the exporter fetched it just now. "
+                f"EntraRegistrationDataStale fires above {stale / 3600:g}h.",
+                f"time() - max(entra_registration_data_updated_timestamp_seconds{{{t}}})", "data age", "s",
+                steps((None, "green"), (stale, "red")), decimals=None,
+            ),
+            table_panel(
+                "Unclassified methods", (4, 9),
+                "Method strings in the last report that the strength table does not know (a method Microsoft added): they count as none until the exporter learns them.",
+                [query(f"entra_exporter_unclassified_method_info{{{t}}}", instant=True, table=True)], "short",
+                [transform("organize", excludeByName=labels, renameByName={"method": "Method"})],
+            ),
+        ]),
+    ]
+
+
 def tenant_detail():
     t = 'tenant="$tenant"'
     sel = f"{t}, {MEMBERS}"
@@ -453,6 +492,7 @@ def tenant_detail():
                 f"sum by (methods) (entra_users_by_registered_methods{{{t}}})", "{{methods}} methods",
             ),
         ]),
+        *strength_sections(t),
         ("Admins", [
             series(
                 "Admin coverage", (16, 8), "Share of users holding an admin role (members and guests) who are MFA registered, MFA capable and passwordless capable.",

@@ -4,8 +4,11 @@
 //! the label conventions (design.md, "Metrics") live here and only here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::reports::strength::{StrengthCounts, UnclassifiedMethods};
 
 /// `user_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -165,6 +168,10 @@ pub struct GroupCounts {
     pub preferred: HashMap<String, u64>,
     /// Users by number of distinct registered methods, indexed like [`METHOD_COUNT_BUCKETS`].
     pub method_counts: [u64; 6],
+    /// Users by strongest registered method, indexed like [`crate::reports::strength::Strength::ALL`] (zeros
+    /// where the source has no strength; absent from snapshots before strength).
+    #[serde(default)]
+    pub strength: StrengthCounts,
 }
 
 impl GroupCounts {
@@ -246,6 +253,38 @@ pub struct RegistrationCounts {
     pub groups: BTreeMap<(UserType, Role), GroupCounts>,
     /// Admins without MFA, when the tenant opted in (`admins_without_mfa`).
     pub admins_without_mfa: Option<AdminList>,
+    /// Method strength and data freshness (v1.0 source only; design.md "Method
+    /// strength"). Defaulted so snapshots written before them still restore.
+    #[serde(default)]
+    pub strength: StrengthFacts,
+}
+
+/// What a registration refresh learnt about method strength and freshness, besides the
+/// per-group [`GroupCounts::strength`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrengthFacts {
+    /// Whether the groups' strength counts were made (false for the legacy source and
+    /// for snapshots restored from before strength existed: no series then, rather
+    /// than zeros that would read as "nobody").
+    #[serde(default)]
+    pub counted: bool,
+    /// Method strings not in the strength table, over all rows.
+    #[serde(default)]
+    pub unclassified: UnclassifiedMethods,
+    /// The newest `lastUpdatedDateTime` over all rows, since the Unix epoch; `None`
+    /// when no row had a readable one.
+    #[serde(default)]
+    pub data_updated: Option<Duration>,
+}
+
+impl StrengthFacts {
+    /// Notes one row's `lastUpdatedDateTime`.
+    #[inline]
+    pub fn updated(&mut self, at: Duration) {
+        if self.data_updated.is_none_or(|newest| at > newest) {
+            self.data_updated = Some(at);
+        }
+    }
 }
 
 impl RegistrationCounts {
@@ -255,16 +294,18 @@ impl RegistrationCounts {
             source,
             groups: BTreeMap::new(),
             admins_without_mfa: None,
+            strength: StrengthFacts::default(),
         }
     }
 
     /// Folds one user. `methods` may contain duplicates and empty strings: a user is
-    /// counted once per distinct non-empty method.
+    /// counted once per distinct non-empty method. Returns the user's group, for counts
+    /// only some sources make (strength).
     pub fn add_user<'m>(
         &mut self,
         facts: &UserFacts<'_>,
         methods: impl IntoIterator<Item = &'m str>,
-    ) {
+    ) -> &mut GroupCounts {
         let (user_type, role) = match self.source {
             Source::UserRegistrationDetails => (
                 UserType::from_graph(facts.user_type),
@@ -307,6 +348,7 @@ impl RegistrationCounts {
             };
             bump(&mut group.preferred, preferred);
         }
+        group
     }
 
     /// Users over all groups.

@@ -31,6 +31,8 @@ RECORDS = [
     "entra:sspr_capable:ratio",
     "entra:passwordless_capable:ratio",
     "entra:admin_mfa_capable:ratio",
+    # issue 13b: method strength
+    "entra:phishing_resistant:ratio",
 ]
 ALERTS = [
     "EntraMfaCoverageDropped",
@@ -40,6 +42,8 @@ ALERTS = [
     "EntraExporterReportStale",
     "EntraExporterDown",
     "EntraExporterThrottled",
+    # issue 13b: Microsoft's data freshness
+    "EntraRegistrationDataStale",
 ]
 
 

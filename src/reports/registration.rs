@@ -4,6 +4,7 @@
 
 use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, UserType};
 use crate::families::{Families, Family};
+use crate::reports::strength::Strength;
 
 use super::{Headline, ReportData, Share, store_tagged};
 
@@ -35,6 +36,20 @@ static ADMINS: Family = Family::gauge(
     "1 per admin (any Entra admin role) who is not MFA capable; opt-in per tenant (admins_without_mfa), at most max_listed_admins.",
 );
 
+// Method strength and freshness (design.md "Method strength"; v1.0 source only).
+static BY_STRENGTH: Family = Family::gauge(
+    "entra_users_by_strength",
+    "Users by strongest registered authentication method: none, mfa, passwordless (phishable), phishing_resistant.",
+);
+static DATA_UPDATED: Family = Family::gauge(
+    "entra_registration_data_updated_timestamp_seconds",
+    "Unix time of the newest lastUpdatedDateTime in the last registration report: how fresh Microsoft's data is.",
+);
+static UNCLASSIFIED: Family = Family::gauge(
+    "entra_exporter_unclassified_method_info",
+    "1 per registered-method string in the last refresh that the method-strength table does not know; it does not raise strength.",
+);
+
 /// The families of both registration sources, in exposition order.
 pub static FAMILIES: &[&Family] = &[
     &USERS,
@@ -43,6 +58,9 @@ pub static FAMILIES: &[&Family] = &[
     &PREFERRED,
     &BY_COUNT,
     &ADMINS,
+    &BY_STRENGTH,
+    &DATA_UPDATED,
+    &UNCLASSIFIED,
 ];
 
 impl ReportData for RegistrationCounts {
@@ -51,6 +69,7 @@ impl ReportData for RegistrationCounts {
             [&USERS, &WITH_FEATURE, &WITH_METHOD, &PREFERRED, &BY_COUNT].map(|f| out.id(f));
         let methods = self.all_methods();
         let preferred_labels = self.all_preferred();
+        let by_strength = out.id(&BY_STRENGTH);
         for ((user_type, role), g) in &self.groups {
             let group = [
                 ("tenant", tenant),
@@ -85,6 +104,21 @@ impl ReportData for RegistrationCounts {
             for (bucket, n) in METHOD_COUNT_BUCKETS.iter().zip(g.method_counts) {
                 out.push(by_count, with("methods", bucket), n);
             }
+            if self.strength.counted {
+                for (s, n) in Strength::ALL.iter().zip(g.strength) {
+                    out.push(by_strength, with("strength", s.label()), n);
+                }
+            }
+        }
+        if let Some(at) = self.strength.data_updated {
+            out.add(&DATA_UPDATED, vec![("tenant", tenant)], at.as_secs_f64());
+        }
+        for method in self.strength.unclassified.iter() {
+            out.add(
+                &UNCLASSIFIED,
+                vec![("tenant", tenant), ("method", method)],
+                1u64,
+            );
         }
         for upn in self.admins_without_mfa.iter().flat_map(|a| &a.listed) {
             out.add(
@@ -188,6 +222,94 @@ pub(crate) mod tests {
         assert_eq!(h.mfa_registered, Share { count: 1, of: 2 });
         assert_eq!(h.without_methods, Share { count: 1, of: 2 });
         assert_eq!(h.admins_without_mfa, None);
+    }
+
+    /// The samples `data` encodes for tenant `t`, as exposition lines.
+    fn samples(data: &RegistrationCounts) -> Vec<String> {
+        use crate::reports::ReportKind;
+        use crate::snapshot::{Snapshot, Store, StoreCollector};
+        let kind = ReportKind::named("user_registration_details");
+        let store = std::sync::Arc::new(Store::new([("t".to_owned(), kind)]));
+        let snap = Snapshot {
+            data: Box::new(data.clone()),
+            records: 0,
+            finished_at: std::time::UNIX_EPOCH,
+        };
+        store.publish("t", kind, snap, std::time::Duration::ZERO);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(StoreCollector(store)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("entra_exporter_report_"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn strength_families_every_strength_on_every_group_when_counted() {
+        let mut c = RegistrationCounts::new(Source::UserRegistrationDetails);
+        user(&mut c, "member", false, true, true, &["sms"]);
+        user(&mut c, "guest", true, false, false, &[]);
+        c.groups
+            .get_mut(&(UserType::Member, Role::User))
+            .unwrap()
+            .strength = [0, 1, 0, 0];
+        c.groups
+            .get_mut(&(UserType::Guest, Role::Admin))
+            .unwrap()
+            .strength = [1, 0, 0, 0];
+        // Not counted (the legacy source, or a snapshot from before strength): none.
+        let without = samples(&c);
+        assert!(
+            !without
+                .iter()
+                .any(|l| l.contains("strength") || l.contains("unclassified"))
+        );
+        assert!(
+            !without
+                .iter()
+                .any(|l| l.starts_with("entra_registration_data"))
+        );
+
+        c.strength.counted = true;
+        c.strength.unclassified.insert("quantumKey");
+        c.strength.unclassified.insert("externalAuthMethod");
+        c.strength.data_updated = Some(std::time::Duration::new(1_767_312_000, 500_000_000));
+        let with = samples(&c);
+        let strength: Vec<&str> = with
+            .iter()
+            .filter(|l| l.starts_with("entra_users_by_strength"))
+            .map(String::as_str)
+            .collect();
+        let m = r#"tenant="t",user_type="member",role="user""#;
+        let g = r#"tenant="t",user_type="guest",role="admin""#;
+        assert_eq!(
+            strength,
+            [
+                format!(r#"entra_users_by_strength{{{m},strength="none"}} 0"#),
+                format!(r#"entra_users_by_strength{{{m},strength="mfa"}} 1"#),
+                format!(r#"entra_users_by_strength{{{m},strength="passwordless"}} 0"#),
+                format!(r#"entra_users_by_strength{{{m},strength="phishing_resistant"}} 0"#),
+                format!(r#"entra_users_by_strength{{{g},strength="none"}} 1"#),
+                format!(r#"entra_users_by_strength{{{g},strength="mfa"}} 0"#),
+                format!(r#"entra_users_by_strength{{{g},strength="passwordless"}} 0"#),
+                format!(r#"entra_users_by_strength{{{g},strength="phishing_resistant"}} 0"#),
+            ]
+        );
+        let tail: Vec<&str> = with
+            .iter()
+            .filter(|l| !l.starts_with("entra_users"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                r#"entra_registration_data_updated_timestamp_seconds{tenant="t"} 1767312000.5"#,
+                r#"entra_exporter_unclassified_method_info{tenant="t",method="externalAuthMethod"} 1"#,
+                r#"entra_exporter_unclassified_method_info{tenant="t",method="quantumKey"} 1"#,
+            ]
+        );
     }
 
     #[test]

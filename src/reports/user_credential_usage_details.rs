@@ -195,11 +195,16 @@ pub fn result_label(is_success: Option<bool>) -> &'static str {
 
 /// Parses a DateTimeOffset to Unix seconds (fraction kept). `None` when unparseable.
 pub fn parse_event_time(text: &str) -> Option<f64> {
+    parse_date_time(text).map(|t| t.as_secs_f64())
+}
+
+/// Parses a DateTimeOffset to the time since the Unix epoch. `None` when unparseable.
+pub fn parse_date_time(text: &str) -> Option<std::time::Duration> {
     // Graph sends UTC with `Z`; an explicit zero offset is the same instant.
     let text = text.trim();
     let text = text.strip_suffix("+00:00").unwrap_or(text);
     let t = humantime::parse_rfc3339_weak(text.trim_end_matches(['Z', 'z'])).ok()?;
-    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64())
+    t.duration_since(UNIX_EPOCH).ok()
 }
 
 /// The counts of one refresh.

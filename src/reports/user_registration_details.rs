@@ -9,6 +9,8 @@ use serde::de::MapAccess;
 use super::registration::{FAMILIES, TAG};
 use super::restore_tagged;
 use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
+use super::strength::strongest;
+use super::user_credential_usage_details::parse_date_time;
 use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 use crate::families::Family;
@@ -105,6 +107,9 @@ pub struct Row<'a> {
     /// `userPreferredMethodForSecondaryAuthentication`: `""` in practice for users
     /// without one (§1.4).
     pub preferred_method: Option<Cow<'a, str>>,
+    /// `lastUpdatedDateTime`: when Microsoft last refreshed the row (§2.1), for
+    /// `entra_registration_data_updated_timestamp_seconds`.
+    pub last_updated: Option<CowStr<'a>>,
 }
 
 impl<'de> Deserialize<'de> for Row<'de> {
@@ -134,6 +139,7 @@ impl<'de> ByteKeyedRow<'de> for Row<'de> {
             b"userPreferredMethodForSecondaryAuthentication" => {
                 self.preferred_method = map.next_value::<Option<CowStr>>()?.map(|s| s.0)
             }
+            b"lastUpdatedDateTime" => self.last_updated = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -167,7 +173,9 @@ pub struct Folder(pub RegistrationCounts);
 
 impl Default for Folder {
     fn default() -> Self {
-        Self(RegistrationCounts::new(Source::UserRegistrationDetails))
+        let mut counts = RegistrationCounts::new(Source::UserRegistrationDetails);
+        counts.strength.counted = true;
+        Self(counts)
     }
 }
 
@@ -215,8 +223,21 @@ impl Fold for Folder {
             let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
             admins.add(upn.as_deref());
         }
+        // Strength and freshness are over all rows (design.md, "Readings that tests
+        // rely on"); unclassified strings are copied only the first time one is seen.
+        let facts = &mut self.0.strength;
+        if let Some(at) = row
+            .last_updated
+            .as_ref()
+            .and_then(|t| parse_date_time(&t.0))
+        {
+            facts.updated(at);
+        }
+        let unclassified = &mut facts.unclassified;
+        let strength = strongest(row.methods_registered.iter(), |m| unclassified.insert(m));
         let methods = row.methods_registered.iter();
-        self.0.add_user(&row.facts(), methods);
+        let group = self.0.add_user(&row.facts(), methods);
+        group.strength[strength as usize] += 1;
     }
 }
 
@@ -252,6 +273,100 @@ mod tests {
         assert_eq!(member_admin.method_counts, [0, 0, 0, 0, 0, 2]);
         assert_eq!(member_user.method_counts, [0, 0, 0, 1, 0, 0]);
         assert_eq!(guest_admin.preferred["push"], 1);
+        // Strength, indexed none, mfa, passwordless, phishing_resistant.
+        assert_eq!(member_user.strength, [0, 1, 0, 0]);
+        assert_eq!(guest_admin.strength, [0, 1, 0, 0]);
+        assert_eq!(member_admin.strength, [0, 0, 0, 2]);
+        assert!(c.strength.counted && c.strength.unclassified.is_empty());
+        // The newest of the four: 2026-07-17T12:33:37.9223339Z.
+        let newest = c.strength.data_updated.unwrap();
+        assert_eq!(
+            (newest.as_secs(), newest.subsec_nanos()),
+            (1_784_291_617, 922_333_900)
+        );
+    }
+
+    #[test]
+    fn strength_unclassified_and_freshness_over_all_rows() {
+        let page = br##"{"value":[
+          {"userType":"member","isAdmin":false,"methodsRegistered":["email","temporaryAccessPass"],
+           "lastUpdatedDateTime":"2026-01-01T00:00:00Z"},
+          {"userType":"member","isAdmin":false,"methodsRegistered":["SMS","quantumKey"],
+           "lastUpdatedDateTime":"2026-01-02T00:00:00.5Z"},
+          {"userType":"member","isAdmin":false,"methodsRegistered":["microsoftAuthenticatorPasswordless","mobilePhone"],
+           "lastUpdatedDateTime":"2026-01-02T00:00:00+00:00"},
+          {"userType":"guest","isAdmin":true,"methodsRegistered":["passKeySynced","quantumKey","externalAuthMethod"],
+           "lastUpdatedDateTime":"not a time"},
+          {"userType":"guest","isAdmin":true,"methodsRegistered":["passKeyDevice\u0042ound"],"lastUpdatedDateTime":null},
+          {"userType":"guest","isAdmin":true,"methodsRegistered":["x"]},
+          {"userType":"guest","isAdmin":true}
+        ]}"##;
+        let mut f = Folder::default();
+        fold_page(page, &mut f).unwrap();
+        let c = &f.0;
+        assert_eq!(
+            c.groups[&(UserType::Member, Role::User)].strength,
+            [1, 1, 1, 0]
+        );
+        assert_eq!(
+            c.groups[&(UserType::Guest, Role::Admin)].strength,
+            [2, 0, 0, 2]
+        );
+        assert_eq!(
+            c.strength.unclassified.iter().collect::<Vec<_>>(),
+            ["externalAuthMethod", "quantumKey", "x"]
+        );
+        // 2026-01-02T00:00:00.5Z: newer than the same second without a fraction.
+        assert_eq!(
+            c.strength.data_updated,
+            Some(std::time::Duration::new(1_767_312_000, 500_000_000))
+        );
+
+        let mut f = Folder::default();
+        fold_page(
+            br#"{"value":[{"userType":"member"},{"lastUpdatedDateTime":"?"}]}"#,
+            &mut f,
+        )
+        .unwrap();
+        assert_eq!(
+            f.0.strength.data_updated, None,
+            "no readable time, no freshness"
+        );
+        let mut f = Folder::default();
+        fold_page(br#"{"value":[]}"#, &mut f).unwrap();
+        assert_eq!(f.0.strength.data_updated, None);
+    }
+
+    #[test]
+    fn strength_is_stored_and_old_snapshots_still_restore() {
+        let page = br#"{"value":[{"userType":"member","isAdmin":false,"methodsRegistered":["fido2","newThing"],
+          "lastUpdatedDateTime":"2026-01-01T00:00:00.25Z"}]}"#;
+        let mut f = Folder::default();
+        fold_page(page, &mut f).unwrap();
+        let stored = f.0.store();
+        let back = REPORT.restore(&stored).unwrap();
+        assert_eq!(back.store(), stored);
+        assert_eq!(format!("{back:?}"), format!("{:?}", f.0));
+
+        // A snapshot written before strength existed: no strength fields at all.
+        let mut old = stored.clone();
+        let inner = old.get_mut(TAG).unwrap().as_object_mut().unwrap();
+        inner.remove("strength");
+        for pair in inner["groups"].as_array_mut().unwrap() {
+            pair[1].as_object_mut().unwrap().remove("strength");
+        }
+        let restored = restore_tagged::<RegistrationCounts>(TAG, &old).unwrap();
+        assert!(
+            !restored.strength.counted,
+            "no strength series from old data"
+        );
+        assert_eq!(restored.strength.data_updated, None);
+        assert!(restored.strength.unclassified.is_empty());
+        assert_eq!(restored.groups, {
+            let mut g = f.0.groups.clone();
+            g.values_mut().for_each(|g| g.strength = [0; 4]);
+            g
+        });
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub(crate) const POST_SENTINEL_PREFERRED: &str = "passkey";
 pub(crate) const POST_SENTINEL_LEGACY: &str = "externalAuthMethod";
 /// A method string no documentation knows, so clients meet an unknown open-set value.
 pub(crate) const FUTURE_METHOD: &str = "quantumEntangledToken";
+/// A made-up future passkey kind: unclassified by design.md's strength table, so it
+/// must not raise strength however strong its name sounds.
+pub(crate) const UNCLASSIFIED_METHOD: &str = "passKeyWearable";
 
 /// `userType` as it will be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +338,20 @@ impl Tenant {
         }
         if m.chance(0.003) {
             methods.push(FUTURE_METHOD);
+        }
+        // Rarer strings of the strength table, and one it does not classify; drawn
+        // last so the draws above (and the data they made) stay as they were.
+        if mfa_registered && m.chance(0.004) {
+            methods.push("passKeyDeviceBoundWindowsHello");
+        }
+        if mfa_registered && m.chance(0.003) {
+            methods.push("x509CertificateMultiFactor");
+        }
+        if mfa_registered && m.chance(0.002) {
+            methods.push("fido2SecurityKey");
+        }
+        if m.chance(0.002) {
+            methods.push(UNCLASSIFIED_METHOD);
         }
         let passwordless_capable =
             methods.as_slice().iter().any(|s| is_passwordless(s)) && u[8] < 0.97;

@@ -247,6 +247,28 @@ fn recount(pages: &[Value], legacy: bool) -> RegistrationTruth {
                 _ => "none",
             };
             *g.preferred.entry(p.into()).or_default() += 1;
+            // Strength and freshness, from the JSON (the table is the simulator's own).
+            if g.strength.is_empty() {
+                g.strength = truth::STRENGTHS
+                    .iter()
+                    .map(|s| (s.to_string(), 0))
+                    .collect();
+            }
+            let listed: Vec<&str> = methods.iter().copied().collect();
+            *g.strength.get_mut(truth::strength_label(&listed)).unwrap() += 1;
+            truth.unclassified_methods.extend(
+                listed
+                    .iter()
+                    .filter(|m| truth::method_strength(m).is_none())
+                    .map(|m| m.to_string()),
+            );
+            let text = row["lastUpdatedDateTime"].as_str().unwrap();
+            let at = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            truth.data_updated = Some(truth.data_updated.map_or(at, |t: f64| t.max(at)));
         }
     }
     truth

@@ -2,16 +2,22 @@
 //! iterating the generator. It never looks at the exporter's code (design.md,
 //! "Simulator"); its label rules are written out here from design.md.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::SimReport;
 use super::tenant::{EnumValue, Tenant, Tri, User, UserType};
 
 /// Counts per `(user_type, role)` group, as the exporter should export them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegistrationTruth {
     /// Keyed by `(user_type label, role label)`.
     pub groups: BTreeMap<(String, String), GroupTruth>,
+    /// The newest `lastUpdatedDateTime` served, Unix seconds with the fraction
+    /// (`userRegistrationDetails` only; `None` for the legacy report or no rows).
+    pub data_updated: Option<f64>,
+    /// Method strings served that design.md's strength table does not list
+    /// (`userRegistrationDetails` only).
+    pub unclassified_methods: BTreeSet<String>,
 }
 
 impl RegistrationTruth {
@@ -36,6 +42,64 @@ pub struct GroupTruth {
     pub preferred: BTreeMap<String, u64>,
     /// `"0"`..`"4"`, `"5+"` -> users by number of distinct methods; all six present.
     pub method_count_buckets: BTreeMap<String, u64>,
+    /// Strength label -> users by strongest method; all four present for
+    /// `userRegistrationDetails`, empty for the legacy report.
+    pub strength: BTreeMap<String, u64>,
+}
+
+/// `strength` labels, weakest first.
+pub(crate) const STRENGTHS: [&str; 4] = ["none", "mfa", "passwordless", "phishing_resistant"];
+
+/// design.md's method-strength table, written out again for the simulator: the rank in
+/// [`STRENGTHS`] of a `methodsRegistered` string (any case), `None` when the table does
+/// not list it (then it counts as `none` and is unclassified).
+pub(crate) fn method_strength(method: &str) -> Option<usize> {
+    let rank = match method.to_ascii_lowercase().as_str() {
+        "fido2"
+        | "fido2securitykey"
+        | "passkeydevicebound"
+        | "passkeydeviceboundauthenticator"
+        | "passkeydeviceboundwindowshello"
+        | "passkeysynced"
+        | "windowshelloforbusiness"
+        | "macossecureenclavekey"
+        | "x509certificatemultifactor" => 3,
+        "microsoftauthenticatorpasswordless" => 2,
+        "microsoftauthenticatorpush"
+        | "softwareonetimepasscode"
+        | "hardwareonetimepasscode"
+        | "mobilephone"
+        | "alternatemobilephone"
+        | "officephone"
+        | "sms"
+        | "voice" => 1,
+        "email"
+        | "securityquestion"
+        | "temporaryaccesspass"
+        | "qrcode"
+        | "qrcodepin"
+        | "password" => 0,
+        _ => return None,
+    };
+    Some(rank)
+}
+
+/// The strength label of a user with `methods`: the strongest listed one.
+pub(crate) fn strength_label(methods: &[&str]) -> &'static str {
+    let best = methods
+        .iter()
+        .filter_map(|m| method_strength(m))
+        .max()
+        .unwrap_or(0);
+    STRENGTHS[best]
+}
+
+/// Unix seconds of a `lastUpdatedDateTime` written from `unix` and 100 ns `ticks`,
+/// computed as whole seconds plus nanoseconds over 1e9 (so a client reading the text
+/// into seconds and nanoseconds gets the same float).
+pub(crate) fn updated_seconds(unix: i64, ticks: Option<u32>) -> f64 {
+    let nanos = u64::from(ticks.unwrap_or(0) % 10_000_000) * 100;
+    unix as f64 + nanos as f64 / 1e9
 }
 
 /// The features `userRegistrationDetails` reports.
@@ -134,10 +198,21 @@ fn fold(truth: &mut RegistrationTruth, report: SimReport, u: &User) {
                 user_type_label(u.user_type).to_string(),
                 role_label(u.is_admin).to_string(),
             );
-            let g = truth
-                .groups
-                .entry(key)
-                .or_insert_with(|| GroupTruth::empty(&USER_FEATURES, true));
+            let updated = updated_seconds(u.updated_unix, u.updated_ticks);
+            truth.data_updated = Some(truth.data_updated.map_or(updated, |t| t.max(updated)));
+            for m in u.methods.as_slice() {
+                if method_strength(m).is_none() {
+                    truth.unclassified_methods.insert((*m).to_string());
+                }
+            }
+            let g = truth.groups.entry(key).or_insert_with(|| {
+                let mut g = GroupTruth::empty(&USER_FEATURES, true);
+                g.strength = STRENGTHS.iter().map(|s| (s.to_string(), 0)).collect();
+                g
+            });
+            *g.strength
+                .get_mut(strength_label(u.methods.as_slice()))
+                .expect("strength preset") += 1;
             g.add(
                 &[
                     ("mfa_registered", u.mfa_registered),
@@ -231,6 +306,70 @@ mod tests {
             .map(|g| g.method_count_buckets["5+"])
             .sum();
         assert!(all_5plus > 0);
+    }
+
+    #[test]
+    fn strength_freshness_and_unclassified() {
+        use super::super::tenant::{FUTURE_METHOD, UNCLASSIFIED_METHOD};
+        let t = Tenant::new("x", 11, 3000, None);
+        let urd = compute(&t, SimReport::UserRegistrationDetails, STATIC_DATASET_TIME);
+        let mut by_strength: BTreeMap<&str, u64> = BTreeMap::new();
+        for g in urd.groups.values() {
+            assert_eq!(g.strength.keys().map(String::as_str).collect::<Vec<_>>(), {
+                let mut s = STRENGTHS.to_vec();
+                s.sort();
+                s
+            });
+            assert_eq!(g.strength.values().sum::<u64>(), g.users);
+            for (s, n) in &g.strength {
+                *by_strength.entry(s.as_str()).or_default() += n;
+            }
+        }
+        for s in STRENGTHS {
+            assert!(by_strength[s] > 0, "some user is {s}: {by_strength:?}");
+        }
+        assert_eq!(
+            urd.unclassified_methods
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            [UNCLASSIFIED_METHOD, FUTURE_METHOD]
+        );
+        // Rows are 30 min to 6.5 h old.
+        let newest = urd.data_updated.unwrap();
+        let at = STATIC_DATASET_TIME as f64;
+        assert!(
+            newest < at - 1800.0 + 1.0 && newest > at - 3.0 * 3600.0,
+            "{newest}"
+        );
+        let legacy = compute(
+            &t,
+            SimReport::CredentialUserRegistrationDetails,
+            STATIC_DATASET_TIME,
+        );
+        assert_eq!(legacy.data_updated, None);
+        assert!(legacy.unclassified_methods.is_empty());
+        assert!(legacy.groups.values().all(|g| g.strength.is_empty()));
+    }
+
+    #[test]
+    fn strength_table_by_hand() {
+        assert_eq!(strength_label(&[]), "none");
+        assert_eq!(strength_label(&["email", "temporaryAccessPass"]), "none");
+        assert_eq!(strength_label(&["externalAuthMethod"]), "none");
+        assert_eq!(strength_label(&["email", "Sms"]), "mfa");
+        assert_eq!(
+            strength_label(&["mobilePhone", "microsoftAuthenticatorPasswordless"]),
+            "passwordless"
+        );
+        assert_eq!(
+            strength_label(&["passKeySynced", "sms"]),
+            "phishing_resistant"
+        );
+        assert_eq!(method_strength("X509CERTIFICATEMULTIFACTOR"), Some(3));
+        assert_eq!(method_strength("x509CertificateSingleFactor"), None);
+        assert_eq!(updated_seconds(10, Some(5_000_000)), 10.5);
+        assert_eq!(updated_seconds(10, None), 10.0);
     }
 
     #[test]

@@ -148,6 +148,33 @@ pub fn expected_series(
                 *n as f64,
             );
         }
+        for (strength, n) in &g.strength {
+            out.insert(
+                (
+                    "entra_users_by_strength".into(),
+                    labels(&[("strength", strength)]),
+                ),
+                *n as f64,
+            );
+        }
+    }
+    if let Some(at) = truth.data_updated {
+        out.insert(
+            series_key(
+                "entra_registration_data_updated_timestamp_seconds",
+                &[("tenant", tenant)],
+            ),
+            at,
+        );
+    }
+    for method in &truth.unclassified_methods {
+        out.insert(
+            series_key(
+                "entra_exporter_unclassified_method_info",
+                &[("tenant", tenant), ("method", method)],
+            ),
+            1.0,
+        );
     }
     out
 }
@@ -236,6 +263,9 @@ pub const USER_FAMILIES: &[&str] = &[
     "entra_users_with_method",
     "entra_users_by_preferred_method",
     "entra_users_by_registered_methods",
+    "entra_users_by_strength",
+    "entra_registration_data_updated_timestamp_seconds",
+    "entra_exporter_unclassified_method_info",
 ];
 
 /// Asserts two series maps are equal, with a readable diff.
