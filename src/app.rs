@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::exposition::{self, Format};
-use crate::graph::ratelimit::RateLimiters;
+use crate::graph::ratelimit::{RateLimiters, app_identity};
 use crate::graph::{GraphClient, RetryPolicy, http_client};
 use crate::metrics::ExporterMetrics;
 use crate::poller::{Publisher, Tenant, refresh};
@@ -35,11 +35,19 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// Builds clients and an empty store for `config`.
+    /// Builds clients and an empty store for `config`, the only replica.
     pub fn new(config: &Config, policy: RetryPolicy) -> Self {
+        Self::for_shard(config, policy, Shard::default())
+    }
+
+    /// Builds clients and an empty store for `config` (which holds only `shard`'s
+    /// tenants): each app's budget is this replica's part of it
+    /// ([`Config::app_budget`]).
+    pub fn for_shard(config: &Config, policy: RetryPolicy, shard: Shard) -> Self {
         let http = http_client(policy.request_timeout);
         let metrics = ExporterMetrics::new();
         let limiters = RateLimiters::default();
+        let app_budget = config.app_budget(shard.count);
         let tenants: Vec<Arc<Tenant>> = config
             .tenants
             .iter()
@@ -51,7 +59,8 @@ impl Exporter {
                             &t.tenant_id,
                             &t.client_id,
                             t.max_requests_per_10s,
-                        )),
+                        ))
+                        .with_limiter("app", limiters.app(&app_identity(t), app_budget)),
                     config: t.clone(),
                 })
             })
@@ -66,7 +75,7 @@ impl Exporter {
             tenants,
             store,
             metrics,
-            shard: Shard::default(),
+            shard,
             snapshot_file: None,
         }
     }

@@ -10,25 +10,28 @@ use crate::graph::paging::{WalkStats, walk};
 use crate::graph::{GraphClient, GraphError};
 use crate::odata::{PageError, PageFold, PageInfo};
 use crate::reports::{Auth, Refresh, ReportKind};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Progress, Snapshot};
 
 /// The pages of request number `request` of a refresh.
 struct RequestPages<'r> {
     refresh: &'r mut dyn Refresh,
     request: usize,
+    progress: &'r Progress,
 }
 
 impl PageFold for RequestPages<'_> {
     fn fold_page(&mut self, bytes: &[u8]) -> Result<PageInfo, PageError> {
+        self.progress.page();
         self.refresh.page(self.request, bytes)
     }
 }
 
-/// Collects `kind` for `tenant` into a snapshot.
+/// Collects `kind` for `tenant` into a snapshot, counting every page in `progress`.
 pub async fn collect(
     client: &GraphClient,
     tenant: &TenantConfig,
     kind: ReportKind,
+    progress: &Progress,
 ) -> Result<Snapshot, GraphError> {
     let report = kind.report();
     let settings = tenant.report_settings();
@@ -42,6 +45,7 @@ pub async fn collect(
         let mut pages = RequestPages {
             refresh: refresh.as_mut(),
             request,
+            progress,
         };
         let walked = if r.paged {
             walk(client, url, endpoint, permission, &mut pages).await

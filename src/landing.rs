@@ -1,7 +1,8 @@
 //! The landing page (`/`): what an admin without Grafana sees first. Per tenant, the
 //! coverage figures of its registration report with inline bars (the numbers the
 //! `entra:*:ratio` recording rules compute) and how old they are; then every report's
-//! status, last success and last error.
+//! status, last success and last error; a refresh under way shows its pages so far and
+//! the time left at its pace.
 //!
 //! Plain HTML and CSS, no scripts; every value that comes from config or Graph (tenant
 //! names, errors, user principal names) is escaped. Readable from phone width up: the
@@ -13,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::reports::{Headline, ReportKind, Share};
 use crate::shard::Shard;
-use crate::snapshot::{ReportState, Snapshot, Store};
+use crate::snapshot::{ReportState, Running, Snapshot, Store};
 
 /// The page for `store`'s reports as of `now`.
 pub fn page(
@@ -254,6 +255,11 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         Some(a) if a.success => ("up", "ok"),
         Some(_) => ("failing", "bad"),
     };
+    let running = s
+        .progress
+        .running()
+        .map(|r| running_html(&r, now))
+        .unwrap_or_default();
     let last_success = s
         .snapshot
         .as_ref()
@@ -274,11 +280,39 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         .unwrap_or_default();
     format!(
         "<tr><td data-label=\"Tenant\">{}</td><td data-label=\"Report\">{report}</td>\
-         <td data-label=\"Status\" class=\"{class}\">{status}</td>\
+         <td data-label=\"Status\"><span class=\"{class}\">{status}</span>{running}</td>\
          <td data-label=\"Last success\">{last_success}</td>\
          <td data-label=\"Last error\" class=\"err\">{error}</td></tr>\n",
         esc(tenant),
     )
+}
+
+/// A running refresh under its report's status: "refreshing: 412 pages so far, about
+/// 9 min left" (the time left at the pace since it started, when the last success's
+/// page count gives a total to aim at).
+fn running_html(r: &Running, now: SystemTime) -> String {
+    let left = match r.time_left(now) {
+        Some(d) => format!(", about {} left", span(d)),
+        None => String::new(),
+    };
+    format!(
+        "<br><small class=\"running\">refreshing: {} so far{left}</small>",
+        plural(r.pages, "page", "pages")
+    )
+}
+
+/// A span of time in its two largest units, rounded up to the second: "45 s",
+/// "12 min", "3 h 5 min".
+fn span(d: Duration) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let (h, m, s) = (secs / 3_600, secs / 60 % 60, secs % 60);
+    match () {
+        _ if secs < 60 => format!("{s} s"),
+        _ if secs < 3_600 && s == 0 => format!("{m} min"),
+        _ if secs < 3_600 => format!("{m} min {s} s"),
+        _ if m == 0 => format!("{h} h"),
+        _ => format!("{h} h {m} min"),
+    }
 }
 
 /// "12 min ago (2024-05-01T10:00:00Z)".
@@ -570,5 +604,49 @@ mod tests {
         assert_eq!(plural(1, "row", "rows"), "1 row");
         assert_eq!(plural(2_500, "row", "rows"), "2,500 rows");
         assert_eq!(percent(1000), "100.0%");
+    }
+
+    #[test]
+    fn a_running_refresh_shows_its_pages_and_time_left() {
+        let r = Running {
+            started: at(0),
+            pages: 100,
+            expected: Some(400),
+        };
+        assert_eq!(
+            running_html(&r, at(50)),
+            "<br><small class=\"running\">refreshing: 100 pages so far, about 2 min 30 s left</small>"
+        );
+        let first = Running {
+            pages: 1,
+            expected: None,
+            ..r
+        };
+        assert_eq!(
+            running_html(&first, at(50)),
+            "<br><small class=\"running\">refreshing: 1 page so far</small>"
+        );
+        let store = store_with("t", URD, counts(), 8);
+        let progress = store.progress("t", ReportKind::named(URD));
+        progress.start();
+        progress.page();
+        progress.page();
+        let page = render(&store, Shard::default());
+        assert!(page.contains("refreshing: 2 pages so far"), "{page}");
+        assert!(page.contains(">up</span><br>"), "{page}");
+        progress.finish(true);
+        assert!(!render(&store, Shard::default()).contains("refreshing"));
+    }
+
+    #[test]
+    fn spans_read_in_two_units() {
+        assert_eq!(span(Duration::from_millis(200)), "1 s");
+        assert_eq!(span(Duration::from_secs(45)), "45 s");
+        assert_eq!(span(Duration::from_secs(720)), "12 min");
+        assert_eq!(
+            span(Duration::from_secs(3 * 3600 + 5 * 60 + 9)),
+            "3 h 5 min"
+        );
+        assert_eq!(span(Duration::from_secs(7200)), "2 h");
     }
 }

@@ -198,8 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let mut exporter = Exporter::new(&config, RetryPolicy::default());
-    exporter.shard = shard;
+    let mut exporter = Exporter::for_shard(&config, RetryPolicy::default(), shard);
     if let Some(path) = &cli.snapshot_file {
         // Only this shard's tenants are in `config`, so only theirs are restored.
         // --once prints what it collected, never a restored snapshot; it still persists.

@@ -72,6 +72,18 @@ pub struct ReportLabels {
     pub report: String,
 }
 
+/// Labels `{tenant, limiter}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct LimiterLabels {
+    /// Tenant name.
+    pub tenant: String,
+    /// Which limiter: `tenant`, `app` (or `directory`).
+    pub limiter: String,
+}
+
+/// A counter of seconds.
+pub type SecondsCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
 /// A family of labelled metrics, like prometheus-client's `Family`, whose series are
 /// encoded in the order of their label values.
 ///
@@ -205,6 +217,8 @@ pub struct ExporterMetrics {
     pub refreshes: SortedFamily<RefreshLabels, Counter>,
     /// `entra_exporter_poller_restarts_total`
     pub poller_restarts: SortedFamily<ReportLabels, Counter>,
+    /// `entra_exporter_limiter_wait_seconds_total`
+    pub limiter_wait: SortedFamily<LimiterLabels, SecondsCounter>,
 }
 
 fn request_histogram() -> Histogram {
@@ -228,6 +242,7 @@ impl ExporterMetrics {
             token_requests: SortedFamily::default(),
             refreshes: SortedFamily::default(),
             poller_restarts: SortedFamily::default(),
+            limiter_wait: SortedFamily::default(),
         }
     }
 
@@ -274,6 +289,11 @@ impl ExporterMetrics {
             "Times the background task of the report panicked and was restarted (a bug: please report it)",
             self.poller_restarts.clone(),
         );
+        registry.register(
+            "entra_exporter_limiter_wait_seconds",
+            "Time Graph requests waited for a client-side rate limiter (`tenant`: the tenant's own budget, `app`: the budget shared by every tenant of the app)",
+            self.limiter_wait.clone(),
+        );
     }
 
     /// Creates the counters of `tenant` whose label values are known in advance at zero:
@@ -308,6 +328,16 @@ impl ExporterMetrics {
                 });
             }
         }
+    }
+
+    /// Adds `waited` to the wait at `limiter` of `tenant`.
+    pub fn limiter_waited(&self, tenant: &str, limiter: &str, waited: std::time::Duration) {
+        self.limiter_wait
+            .get_or_create(&LimiterLabels {
+                tenant: tenant.to_owned(),
+                limiter: limiter.to_owned(),
+            })
+            .inc_by(waited.as_secs_f64());
     }
 
     /// Counts one retry.

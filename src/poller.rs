@@ -132,9 +132,13 @@ pub async fn refresh(
     let name = tenant.config.name.as_str();
     let started = Instant::now();
     let deadline = refresh_deadline(&tenant.config, report);
-    let result = tokio::time::timeout(deadline, collect(&tenant.client, &tenant.config, report))
+    let progress = publisher.store.progress(name, report);
+    progress.start();
+    let collecting = collect(&tenant.client, &tenant.config, report, &progress);
+    let result = tokio::time::timeout(deadline, collecting)
         .await
         .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
+    progress.finish(result.is_ok());
     let elapsed = started.elapsed();
     match result {
         Ok(snapshot) => {
@@ -223,6 +227,7 @@ pub async fn supervise<F, Fut>(
                 report: report.name().to_owned(),
             })
             .inc();
+        publisher.store.progress(&tenant, report).finish(false);
         publisher.failure(
             &tenant,
             report,

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -39,9 +39,94 @@ pub struct LastAttempt {
     pub error: Option<String>,
 }
 
+/// The progress of one (tenant, report)'s running refresh: updated per page through
+/// atomics, so a walk of a thousand pages never takes the store's lock, and read by
+/// `/metrics` (`entra_exporter_refresh_pages`) and the landing page.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Unix time in ms the running refresh started; 0 when idle.
+    started_ms: AtomicU64,
+    /// Pages fetched so far by the running refresh.
+    pages: AtomicU64,
+    /// Pages of the last successful refresh; 0 before the first.
+    last_pages: AtomicU64,
+}
+
+/// A refresh under way, as [`Progress::running`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    /// When it started.
+    pub started: SystemTime,
+    /// Pages fetched so far.
+    pub pages: u64,
+    /// Pages the last successful refresh took, the best guess of this one's total.
+    pub expected: Option<u64>,
+}
+
+impl Progress {
+    /// A refresh starts now.
+    pub fn start(&self) {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64);
+        self.pages.store(0, Ordering::Relaxed);
+        self.started_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// The running refresh fetched one more page.
+    pub fn page(&self) {
+        self.pages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The running refresh ended; a success's page count is the next one's estimate.
+    pub fn finish(&self, success: bool) {
+        if success {
+            self.last_pages
+                .store(self.pages.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.started_ms.store(0, Ordering::Relaxed);
+        self.pages.store(0, Ordering::Relaxed);
+    }
+
+    /// Pages fetched so far by the running refresh (0 when idle).
+    pub fn pages(&self) -> u64 {
+        if self.started_ms.load(Ordering::Relaxed) == 0 {
+            0
+        } else {
+            self.pages.load(Ordering::Relaxed)
+        }
+    }
+
+    /// The running refresh, if one is.
+    pub fn running(&self) -> Option<Running> {
+        let ms = self.started_ms.load(Ordering::Relaxed);
+        (ms != 0).then(|| Running {
+            started: UNIX_EPOCH + Duration::from_millis(ms),
+            pages: self.pages.load(Ordering::Relaxed),
+            expected: Some(self.last_pages.load(Ordering::Relaxed)).filter(|n| *n > 0),
+        })
+    }
+}
+
+impl Running {
+    /// Time left at the pace so far (pages per second since the start), when the total
+    /// can be guessed (the last success's pages) and this refresh has fetched a page.
+    pub fn time_left(&self, now: SystemTime) -> Option<Duration> {
+        let expected = self.expected?;
+        let elapsed = now.duration_since(self.started).ok()?;
+        if self.pages == 0 || elapsed.is_zero() {
+            return None;
+        }
+        let left = expected.saturating_sub(self.pages);
+        Some(elapsed.mul_f64(left as f64 / self.pages as f64))
+    }
+}
+
 /// Everything known about one (tenant, report).
 #[derive(Debug, Clone, Default)]
 pub struct ReportState {
+    /// The running refresh's progress.
+    pub progress: Arc<Progress>,
     /// The last good snapshot.
     pub snapshot: Option<Arc<Snapshot>>,
     /// The latest attempt, successful or not.
@@ -161,6 +246,21 @@ impl Store {
             .count()
     }
 
+    /// The progress handle of (`tenant`, `report`), made on first use.
+    pub fn progress(&self, tenant: &str, report: ReportKind) -> Arc<Progress> {
+        let key = (tenant.to_owned(), report);
+        if let Some(s) = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return s.progress.clone();
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.entry(key).or_default().progress.clone()
+    }
+
     /// A copy of every state, for the landing page and tests.
     pub fn states(&self) -> Vec<(Key, ReportState)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
@@ -191,17 +291,21 @@ static RECORDS: Family = Family::gauge(
     "entra_exporter_report_records",
     "Rows read in the last successful refresh of the report.",
 );
+static REFRESH_PAGES: Family = Family::gauge(
+    "entra_exporter_refresh_pages",
+    "Pages fetched so far by the running refresh of the report (0 when idle).",
+);
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let entries = self.0.entries.read().unwrap_or_else(|e| e.into_inner());
         // The reports' families first, then the store's own about each report.
-        let mut out =
-            Families::new(family_order().chain([&UP, &LAST_SUCCESS, &DURATION, &RECORDS]));
-        let [up, last_success, duration, records] =
-            [&UP, &LAST_SUCCESS, &DURATION, &RECORDS].map(|f| out.id(f));
+        let own = [&UP, &LAST_SUCCESS, &DURATION, &RECORDS, &REFRESH_PAGES];
+        let mut out = Families::new(family_order().chain(own));
+        let [up, last_success, duration, records, pages] = own.map(|f| out.id(f));
         for ((tenant, report), state) in entries.iter() {
             let base = || vec![("tenant", tenant.as_str()), ("report", report.name())];
+            out.push(pages, base(), state.progress.pages());
             if let Some(a) = &state.last_attempt {
                 out.push(up, base(), u64::from(a.success));
                 out.push(duration, base(), a.duration.as_secs_f64());
@@ -280,6 +384,7 @@ mod tests {
             format!("entra_exporter_report_last_success_timestamp_seconds{{{r}}} 1700000000.0"),
             format!("entra_exporter_report_duration_seconds{{{r}}} 1.5"),
             format!("entra_exporter_report_records{{{r}}} 2"),
+            format!("entra_exporter_refresh_pages{{{r}}} 0"),
         ];
         assert_eq!(samples, expected, "{text}");
         assert!(text.contains("# TYPE entra_users gauge\n"));
@@ -433,5 +538,60 @@ mod tests {
         );
         // Families nothing feeds are left out, not sent bare.
         assert!(!text.contains("# TYPE entra_users "), "{text}");
+    }
+
+    #[test]
+    fn refresh_pages_count_while_running_and_are_zero_when_idle() {
+        let urd = ReportKind::named("user_registration_details");
+        let store = Arc::new(Store::new([("t".to_owned(), urd)]));
+        let line = |n: u64| {
+            format!(
+                "entra_exporter_refresh_pages{{tenant=\"t\",report=\"user_registration_details\"}} {n}\n"
+            )
+        };
+        assert!(encode(&store).contains(&line(0)));
+        let progress = store.progress("t", urd);
+        assert!(progress.running().is_none());
+        progress.start();
+        for _ in 0..3 {
+            progress.page();
+        }
+        assert!(encode(&store).contains(&line(3)), "{}", encode(&store));
+        let running = store.states()[0].1.progress.running().unwrap();
+        assert_eq!((running.pages, running.expected), (3, None));
+        progress.finish(true);
+        assert!(encode(&store).contains(&line(0)));
+        // The next refresh aims at the last success's pages; a failure keeps that aim.
+        progress.start();
+        progress.page();
+        assert_eq!(progress.running().unwrap().expected, Some(3));
+        progress.finish(false);
+        progress.start();
+        assert_eq!(progress.running().unwrap().expected, Some(3));
+    }
+
+    #[test]
+    fn time_left_follows_the_pace_so_far() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let r = Running {
+            started: t0,
+            pages: 100,
+            expected: Some(400),
+        };
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(r.time_left(at(50)), Some(Duration::from_secs(150)));
+        // Past the last total: nothing left to estimate but zero.
+        let over = Running { pages: 500, ..r };
+        assert_eq!(over.time_left(at(50)), Some(Duration::ZERO));
+        assert_eq!(Running { pages: 0, ..r }.time_left(at(50)), None);
+        assert_eq!(
+            Running {
+                expected: None,
+                ..r
+            }
+            .time_left(at(50)),
+            None
+        );
+        assert_eq!(r.time_left(t0), None);
     }
 }

@@ -38,6 +38,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 999;
 pub const MAX_PAGE_SIZE: u32 = 999;
 /// Graph's reports budget: 5 requests per 10 s per app per tenant (graph-api.md §7.7).
 pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
+/// Graph's per-app reports budget across all tenants: 122 requests per 10 s
+/// (graph-api.md §13.1).
+pub const DEFAULT_APP_MAX_REQUESTS_PER_10S: u32 = 122;
 
 pub use crate::cloud::Cloud;
 
@@ -144,6 +147,8 @@ pub struct TenantConfig {
 pub struct Config {
     /// Every tenant, in file order.
     pub tenants: Vec<TenantConfig>,
+    /// `app_max_requests_per_10s` as set (see [`Config::app_budget`]).
+    pub app_max_requests_per_10s: Option<u32>,
 }
 
 /// A configuration that cannot be used, with every problem found.
@@ -227,6 +232,14 @@ impl Config {
             validate::short_intervals(t, &mut w);
         }
         warnings
+    }
+
+    /// The per-app budget of this replica, per sliding 10 s: `app_max_requests_per_10s`
+    /// when set, else Graph's 122 split evenly over `shard_count` replicas (rounded
+    /// down, at least 1), so replicas sharing an app stay under Graph's limit together.
+    pub fn app_budget(&self, shard_count: u32) -> u32 {
+        self.app_max_requests_per_10s
+            .unwrap_or_else(|| (DEFAULT_APP_MAX_REQUESTS_PER_10S / shard_count.max(1)).max(1))
     }
 
     /// The effective configuration as a config file, secrets redacted (`--check-config`):

@@ -99,6 +99,9 @@ with_settings! {
     struct RawFile {
         #[serde(default)]
         tenants: Vec<RawTenant>,
+        /// The per-app budget per sliding 10 s, shared by the tenants of one app (top
+        /// level only).
+        app_max_requests_per_10s: Option<u32>,
     }
 }
 

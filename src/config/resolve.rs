@@ -33,8 +33,14 @@ pub(super) fn resolve(raw: RawFile, env: &Lookup<'_>) -> Result<Config, ConfigEr
         let mut p = Problems::tenant(t.name.as_deref(), index, &mut problems);
         tenants.extend(tenant(&t, &intervals, env, &mut names, &mut p));
     }
+    if raw.app_max_requests_per_10s == Some(0) {
+        Problems::top(&mut problems).add("app_max_requests_per_10s", "must be at least 1");
+    }
     if problems.is_empty() {
-        Ok(Config { tenants })
+        Ok(Config {
+            tenants,
+            app_max_requests_per_10s: raw.app_max_requests_per_10s,
+        })
     } else {
         Err(ConfigError::Invalid(problems))
     }

@@ -22,6 +22,9 @@ pub(super) fn config(config: &Config) -> String {
     let mut out = String::from(
         "# The effective configuration: every default and top-level setting applied to each tenant.\n",
     );
+    if let Some(n) = config.app_max_requests_per_10s {
+        let _ = writeln!(out, "app_max_requests_per_10s = {n}");
+    }
     for t in &config.tenants {
         out.push('\n');
         tenant(&mut out, t);

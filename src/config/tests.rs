@@ -813,3 +813,53 @@ fn a_config_file_that_cannot_be_read_says_why() {
         "{e}"
     );
 }
+
+// --- Per-app budget (issue 16) ---
+
+#[test]
+fn app_budget_defaults_to_graphs_split_over_the_shards_unless_set() {
+    let tenant = "[[tenants]]\nname = \"t\"\ntenant_id = \"t.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let unset = Config::from_toml(tenant).unwrap();
+    assert_eq!(unset.app_max_requests_per_10s, None);
+    assert_eq!(unset.app_budget(1), 122);
+    assert_eq!(unset.app_budget(2), 61);
+    assert_eq!(unset.app_budget(3), 40);
+    assert_eq!(unset.app_budget(500), 1, "never 0");
+    let set = Config::from_toml(&format!("app_max_requests_per_10s = 100\n{tenant}")).unwrap();
+    assert_eq!(set.app_budget(1), 100);
+    assert_eq!(set.app_budget(2), 100, "a set budget is this replica's own");
+    // --check-config shows it at the top level, and it loads back.
+    let shown = set.to_redacted_toml();
+    assert!(
+        shown.contains("\napp_max_requests_per_10s = 100\n"),
+        "{shown}"
+    );
+    let shown = shown.replace("# client_secret", "client_secret");
+    let again = Config::from_toml(&shown.replace("<redacted>", "s"));
+    assert_eq!(
+        again.map(|c| c.app_max_requests_per_10s).ok(),
+        Some(Some(100))
+    );
+    assert!(
+        !unset
+            .to_redacted_toml()
+            .contains("app_max_requests_per_10s")
+    );
+}
+
+#[test]
+fn app_budget_of_zero_or_per_tenant_is_refused_naming_the_key() {
+    let tenant = "[[tenants]]\nname = \"t\"\ntenant_id = \"t.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let e = Config::from_toml(&format!("app_max_requests_per_10s = 0\n{tenant}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("app_max_requests_per_10s") && e.contains("at least 1"),
+        "{e}"
+    );
+    // Top level only: it is the app's, not a tenant's.
+    let e = Config::from_toml(&format!("{tenant}app_max_requests_per_10s = 50\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("app_max_requests_per_10s"), "{e}");
+}

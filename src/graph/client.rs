@@ -1,4 +1,5 @@
-//! One tenant's Graph client: every request paced by the (app, tenant) rate limiter,
+//! One tenant's Graph client: every request paced by its rate limiters (the (app,
+//! tenant) one, then the one the app shares with its other tenants),
 //! authenticated, correlated, instrumented, size-bounded and retried (429/503/504
 //! honouring `Retry-After`, timeouts, network failures, one token renewal on 401).
 
@@ -9,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::auth::TokenSource;
 use super::error::{ApiError, GraphError};
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{RateLimiter, acquire_all};
 use crate::config::TenantConfig;
 use crate::metrics::{EndpointLabels, ExporterMetrics, RequestLabels, RetryReason};
 use crate::util;
@@ -56,7 +57,9 @@ pub struct GraphClient {
     auth: TokenSource,
     metrics: ExporterMetrics,
     policy: RetryPolicy,
-    limiter: Arc<RateLimiter>,
+    /// The limiters every attempt passes, in order, each with its `limiter` label:
+    /// the tenant's first (see [`ratelimit::acquire_all`](super::ratelimit::acquire_all)).
+    limiters: Vec<(&'static str, Arc<RateLimiter>)>,
 }
 
 enum Attempt {
@@ -81,16 +84,29 @@ impl GraphClient {
             graph_url: tenant.graph_url.clone(),
             metrics,
             policy,
-            limiter: Arc::new(
-                RateLimiter::new(tenant.max_requests_per_10s).for_tenant(&tenant.tenant_id),
-            ),
+            limiters: Vec::new(),
         }
+        .with_limiter(
+            "tenant",
+            Arc::new(RateLimiter::new(tenant.max_requests_per_10s).for_tenant(&tenant.tenant_id)),
+        )
     }
 
-    /// Uses `limiter` instead: every config entry of one (app, tenant) must share one,
-    /// because Graph counts their requests together.
+    /// Uses `limiter` as the tenant's instead: every config entry of one (app, tenant)
+    /// must share one, because Graph counts their requests together.
     pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
-        self.limiter = limiter;
+        self.limiters[0].1 = limiter;
+        self
+    }
+
+    /// Adds `limiter` after the ones before: every attempt also waits for it, and the
+    /// time it waits there is counted under `label` in
+    /// `entra_exporter_limiter_wait_seconds_total` (at 0 from now on). Limiters shared
+    /// by more tenants go later.
+    pub fn with_limiter(mut self, label: &'static str, limiter: Arc<RateLimiter>) -> Self {
+        self.metrics
+            .limiter_waited(&self.tenant, label, Duration::ZERO);
+        self.limiters.push((label, limiter));
         self
     }
 
@@ -169,9 +185,15 @@ impl GraphClient {
         token: &crate::secret::Secret,
     ) -> Attempt {
         // Every attempt, retries included, counts against Graph's window.
-        let waited = self.limiter.acquire().await;
-        if waited > Duration::from_millis(100) {
-            tracing::trace!(tenant = %self.tenant, endpoint, waited_ms = waited.as_millis() as u64, "paced by the rate limiter");
+        let limiters: Vec<&RateLimiter> = self.limiters.iter().map(|(_, l)| &**l).collect();
+        let waits = acquire_all(&limiters).await;
+        for ((label, _), waited) in self.limiters.iter().zip(waits) {
+            if !waited.is_zero() {
+                self.metrics.limiter_waited(&self.tenant, label, waited);
+            }
+            if waited > Duration::from_millis(100) {
+                tracing::trace!(tenant = %self.tenant, endpoint, limiter = label, waited_ms = waited.as_millis() as u64, "paced by the rate limiter");
+            }
         }
         let started = Instant::now();
         let request_id = util::guid();

@@ -1,7 +1,30 @@
-//! The client-side limit of the Graph reports service: at most N requests in any
-//! sliding 10-second window per (app, tenant) (graph-api.md §7.7: "5 requests per 10
-//! seconds per app per tenant"). Pacing ourselves at that limit walks a big tenant
-//! without drawing a 429, which Graph often sends without a `Retry-After`.
+//! The client-side limits of the Graph reports service, each a sliding window of
+//! [`WINDOW`] (graph-api.md §7.7, §13.1):
+//!
+//! - per (app, tenant): "5 requests per 10 seconds per app per tenant"
+//!   (`max_requests_per_10s`);
+//! - per app: 122 requests per 10 seconds across all tenants
+//!   (`app_max_requests_per_10s`), one limiter per app identity (client ID and cloud;
+//!   for a managed identity the identity), shared by every tenant that uses it.
+//!
+//! Pacing ourselves at those limits walks a big tenant without drawing a 429, which
+//! Graph often sends without a `Retry-After`.
+//!
+//! A request passes its limiters in a fixed order, the tenant's first, the shared
+//! app's last ([`acquire_all`]): it waits for room in each while holding the ones
+//! before, and is recorded in all of them at the same instant, once it may go. Every
+//! attempt (retries included) passes them.
+//!
+//! Fairness policy: round-robin across tenants at the shared limiter. Each limiter
+//! serves its waiters in arrival order (tokio's mutex is FIFO), and because a tenant
+//! holds its own limiter while it waits at the app's, each tenant has at most one
+//! request waiting there. So when the app budget is the bottleneck, every tenant with
+//! a request ready gets one request per round, in turn: a tenant walking a million
+//! users (about a thousand pages) takes one slot per round like a tenant of 2,000
+//! users, and the small ones finish their few pages within a few rounds instead of
+//! queueing behind the big walk. No tenant can take more than its own
+//! `max_requests_per_10s` either, so the big walk gets its own pace back as soon as the
+//! others are done.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -9,6 +32,8 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+use crate::config::{Credential, TenantConfig};
 
 /// The window Graph counts requests in.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -28,8 +53,12 @@ pub const LOGGED_WAIT: Duration = Duration::from_secs(1);
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
-    /// The tenant ID this limiter paces, for its log lines (empty: not known).
+    /// What this limiter paces, for its log lines: the tenant ID (empty: not known), or
+    /// the app identity of a shared limiter.
     tenant_id: String,
+    /// Whether waits over [`LOGGED_WAIT`] are logged at info (a tenant's), or only at
+    /// debug (the shared app limiter, where hundreds of tenants wait in turn).
+    quiet: bool,
     /// Send times of the requests in the current window, oldest first. The async mutex
     /// is held while waiting, so waiters are served in arrival order (tokio's mutex is
     /// fair) and none is starved.
@@ -48,6 +77,7 @@ impl RateLimiter {
             limit: limit.max(1) as usize,
             window,
             tenant_id: String::new(),
+            quiet: false,
             sent: Mutex::new(VecDeque::new()),
         }
     }
@@ -55,6 +85,13 @@ impl RateLimiter {
     /// Names the tenant (ID) this limiter paces in its log lines.
     pub fn for_tenant(mut self, tenant_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
+        self
+    }
+
+    /// A limiter shared by the tenants of app `identity`: its waits are logged at debug.
+    pub fn for_app(mut self, identity: impl Into<String>) -> Self {
+        self.tenant_id = identity.into();
+        self.quiet = true;
         self
     }
 
@@ -66,8 +103,11 @@ impl RateLimiter {
     /// Waits until one more request may be sent, and records it as sent now. Returns how
     /// long it waited.
     pub async fn acquire(&self) -> Duration {
-        let started = Instant::now();
-        let mut sent = self.sent.lock().await;
+        acquire_all(&[self]).await[0]
+    }
+
+    /// Waits, holding `sent`, until the window has room for one more request.
+    async fn wait_for_room(&self, sent: &mut VecDeque<Instant>) {
         loop {
             let now = Instant::now();
             while sent
@@ -77,17 +117,23 @@ impl RateLimiter {
                 sent.pop_front();
             }
             if sent.len() < self.limit {
-                sent.push_back(now);
-                return now.duration_since(started);
+                return;
             }
             let oldest = *sent.front().expect("the window is full, so not empty");
             let until = oldest + self.window;
             let wait = until.duration_since(now);
-            if wait > LOGGED_WAIT {
+            if wait > LOGGED_WAIT && !self.quiet {
                 tracing::info!(
                     tenant_id = %self.tenant_id,
                     max_requests_per_10s = self.limit,
                     "waiting {:.1} s for Graph's pace",
+                    wait.as_secs_f64()
+                );
+            } else if wait > LOGGED_WAIT {
+                tracing::debug!(
+                    app = %self.tenant_id,
+                    app_max_requests_per_10s = self.limit,
+                    "waiting {:.1} s for the app's budget",
                     wait.as_secs_f64()
                 );
             }
@@ -96,11 +142,40 @@ impl RateLimiter {
     }
 }
 
+/// Waits until one more request fits every one of `limiters`, then records it in all
+/// of them at the same instant. Returns how long it waited at each, in order.
+///
+/// The limiters are taken in the order given and each is held while waiting at the
+/// next, so every caller must give them in the same order (the most specific first,
+/// a limiter shared by many tenants last): then no two callers wait for each other in
+/// a cycle, and a tenant has at most one request waiting at a shared limiter, which
+/// makes its FIFO a round-robin across tenants (the module header).
+pub async fn acquire_all(limiters: &[&RateLimiter]) -> Vec<Duration> {
+    let mut waits = Vec::with_capacity(limiters.len());
+    let mut held = Vec::with_capacity(limiters.len());
+    for limiter in limiters {
+        let started = Instant::now();
+        let mut sent = limiter.sent.lock().await;
+        limiter.wait_for_room(&mut sent).await;
+        waits.push(started.elapsed());
+        held.push(sent);
+    }
+    // Only the holder adds to a window and time only empties one: every window still
+    // has the room found above.
+    let now = Instant::now();
+    for mut sent in held {
+        sent.push_back(now);
+    }
+    waits
+}
+
 /// Limiters shared by every configured tenant entry that uses the same app in the same
 /// tenant: Graph counts per (app, tenant), not per config entry.
 #[derive(Debug, Default)]
 pub struct RateLimiters {
     by_key: StdMutex<HashMap<(String, String), Arc<RateLimiter>>>,
+    /// The per-app limiters, by [`app_identity`].
+    by_app: StdMutex<HashMap<String, Arc<RateLimiter>>>,
 }
 
 impl RateLimiters {
@@ -120,6 +195,35 @@ impl RateLimiters {
         }
         entry.clone()
     }
+
+    /// The limiter shared by every tenant of app `identity` (see [`app_identity`]),
+    /// created with `limit` on first use (like [`get`](Self::get), the stricter limit
+    /// wins).
+    pub fn app(&self, identity: &str, limit: u32) -> Arc<RateLimiter> {
+        let mut map = self.by_app.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map
+            .entry(identity.to_owned())
+            .or_insert_with(|| Arc::new(RateLimiter::new(limit).for_app(identity)));
+        if limit < entry.limit() {
+            *entry = Arc::new(RateLimiter::new(limit).for_app(identity));
+        }
+        entry.clone()
+    }
+}
+
+/// Who Graph counts the per-app budget against (§13.1): the app registration's client
+/// ID in its cloud; for a managed identity the identity itself (a user-assigned one's
+/// client ID, or the host's system-assigned identity at its endpoint). Lowercase, so
+/// spellings of one ID share a limiter. No secret is part of it.
+pub fn app_identity(tenant: &TenantConfig) -> String {
+    let who = match &tenant.credential {
+        Credential::ManagedIdentity(mi) => match &mi.client_id {
+            Some(id) => format!("managed-identity:{id}"),
+            None => format!("managed-identity:system@{}", mi.endpoint),
+        },
+        _ => tenant.client_id.clone(),
+    };
+    format!("{}/{who}", tenant.cloud).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -239,5 +343,127 @@ mod tests {
         ));
         assert_eq!(l.get("contoso.onmicrosoft.com", "app", 3).limit(), 3);
         assert_eq!(l.get("contoso.onmicrosoft.com", "app", 9).limit(), 3);
+    }
+
+    /// Send times (s from the start) of `n` requests through `limiters` each.
+    async fn sends(limiters: Vec<Arc<RateLimiter>>, n: usize, t0: Instant) -> Vec<u64> {
+        let mut at = Vec::new();
+        for _ in 0..n {
+            let ls: Vec<&RateLimiter> = limiters.iter().map(|l| &**l).collect();
+            acquire_all(&ls).await;
+            at.push(Instant::now().duration_since(t0).as_secs());
+        }
+        at
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_for_every_limiter_and_counts_in_all() {
+        let ten = Duration::from_secs(10);
+        let app = Arc::new(RateLimiter::with_window(3, ten));
+        let (a, b) = (
+            Arc::new(RateLimiter::with_window(2, ten)),
+            Arc::new(RateLimiter::with_window(2, ten)),
+        );
+        let t0 = Instant::now();
+        let ta = tokio::spawn(sends(vec![a.clone(), app.clone()], 4, t0));
+        let tb = tokio::spawn(sends(vec![b.clone(), app.clone()], 4, t0));
+        let (sa, sb) = (ta.await.unwrap(), tb.await.unwrap());
+        let mut all: Vec<u64> = sa.iter().chain(&sb).copied().collect();
+        all.sort_unstable();
+        // 8 requests at 3 per 10 s across both, 2 per 10 s each.
+        for (i, t) in all.iter().enumerate().skip(3) {
+            assert!(*t >= all[i - 3] + 10, "app window broken: {all:?}");
+        }
+        for s in [&sa, &sb] {
+            for (i, t) in s.iter().enumerate().skip(2) {
+                assert!(*t >= s[i - 2] + 10, "tenant window broken: {s:?}");
+            }
+        }
+        assert_eq!(
+            all.last(),
+            Some(&20),
+            "no slower than the app's pace: {all:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_shared_limiter_serves_tenants_in_turn() {
+        // One big tenant walking with three reports at once, four small tenants with two
+        // requests each, one app of 2 per 10 s. Round-robin by tenant lets every small
+        // tenant finish by the sixth window (50 s): the big tenant takes one slot per
+        // round, not one per report.
+        let ten = Duration::from_secs(10);
+        let app = Arc::new(RateLimiter::with_window(2, ten));
+        let big = Arc::new(RateLimiter::with_window(100, ten));
+        let t0 = Instant::now();
+        let mut walks = Vec::new();
+        for _ in 0..3 {
+            walks.push(tokio::spawn(sends(vec![big.clone(), app.clone()], 10, t0)));
+        }
+        let mut small = Vec::new();
+        for _ in 0..4 {
+            let own = Arc::new(RateLimiter::with_window(5, ten));
+            small.push(tokio::spawn(sends(vec![own, app.clone()], 2, t0)));
+        }
+        let mut small_done = Vec::new();
+        for s in small {
+            small_done.push(*s.await.unwrap().last().unwrap());
+        }
+        assert!(small_done.iter().all(|t| *t <= 50), "{small_done:?}");
+        let mut big_done = 0;
+        for w in walks {
+            big_done = big_done.max(*w.await.unwrap().last().unwrap());
+        }
+        // 38 requests at 2 per 10 s: the big walk still uses every slot left.
+        assert_eq!(big_done, 180);
+    }
+
+    #[test]
+    fn one_app_limiter_per_client_id_and_cloud() {
+        use crate::config::Config;
+        let config = Config::from_toml(
+            r#"
+client_secret = "sekrit-value"
+[[tenants]]
+name = "a"
+tenant_id = "a.onmicrosoft.com"
+client_id = "APP-1"
+[[tenants]]
+name = "b"
+tenant_id = "b.onmicrosoft.com"
+client_id = "app-1"
+[[tenants]]
+name = "c"
+tenant_id = "c.onmicrosoft.com"
+client_id = "app-2"
+[[tenants]]
+name = "d"
+tenant_id = "d.onmicrosoft.us"
+client_id = "app-1"
+cloud = "usgov"
+[[tenants]]
+name = "e"
+tenant_id = "e.onmicrosoft.com"
+auth = "managed_identity"
+[[tenants]]
+name = "f"
+tenant_id = "f.onmicrosoft.com"
+auth = "managed_identity"
+client_id = "app-1"
+"#,
+        )
+        .unwrap();
+        let ids: Vec<String> = config.tenants.iter().map(app_identity).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[2]);
+        assert_ne!(ids[0], ids[3], "another cloud is another budget");
+        assert!(ids[4].contains("system@"), "{}", ids[4]);
+        assert_ne!(ids[5], ids[0], "a managed identity is its own app");
+        assert!(ids.iter().all(|i| !i.contains("sekrit")), "{ids:?}");
+        let l = RateLimiters::default();
+        let (a, b) = (l.app(&ids[0], 122), l.app(&ids[1], 122));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &l.app(&ids[2], 122)));
+        assert_eq!(a.limit(), 122);
     }
 }

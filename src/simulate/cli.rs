@@ -56,6 +56,11 @@ pub struct SimulateArgs {
     /// With --rate-limit: send those 429s without Retry-After, as Graph often does.
     #[arg(long, requires = "rate_limit")]
     rate_limit_no_retry_after: bool,
+    /// Fault: Graph's per-app limit, at most N report requests per app (client ID)
+    /// across all its tenants in any sliding 10-second window; more get 429 with
+    /// Retry-After (Graph's limit is 122).
+    #[arg(long, value_name = "N")]
+    app_rate_limit: Option<u32>,
     /// Fault: answer every Nth report request with 503.
     #[arg(long, value_name = "N")]
     server_error_every: Option<u32>,
@@ -101,6 +106,11 @@ pub struct SimulateArgs {
     /// has tenant ID `{tenant-id}-{i}` and seed `{seed}+i`; client ID and secret are shared.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     tenants: u32,
+    /// Serve one more tenant, with this many users (scale tests: one huge tenant among
+    /// many small ones): tenant ID `{tenant-id}-large`, seed `{seed}+{tenants}`, the same
+    /// client ID and secret.
+    #[arg(long, value_name = "USERS")]
+    large_tenant_users: Option<u64>,
     /// PEM certificate registered on the app: certificate client assertions are verified
     /// against it.
     #[arg(long, value_name = "PATH")]
@@ -167,14 +177,20 @@ fn sim_config(args: &SimulateArgs) -> Result<SimConfig, CliError> {
         }
         None => None,
     };
+    let large = args
+        .large_tenant_users
+        .map(|users| (format!("{}-large", args.tenant_id), users));
     let tenants = (0..args.tenants)
-        .map(|i| {
+        .map(|i| (tenant_id(&args.tenant_id, i, args.tenants), args.users))
+        .chain(large)
+        .zip(args.seed..)
+        .map(|((id, users), seed)| {
             let mut tenant = SimTenant::new(
-                tenant_id(&args.tenant_id, i, args.tenants),
+                id,
                 args.client_id.clone(),
                 args.client_secret.clone(),
-                args.users,
-                args.seed + u64::from(i),
+                users,
+                seed,
             );
             tenant.licensed = !args.unlicensed;
             tenant.drift = args.drift;
@@ -194,6 +210,7 @@ fn sim_config(args: &SimulateArgs) -> Result<SimConfig, CliError> {
                 retry_after: !args.rate_limit_no_retry_after,
                 ..RateLimit::per_10s(n)
             }),
+            app_rate_limit: args.app_rate_limit.map(RateLimit::per_10s),
             truncate_every: args.truncate_every,
             stall_every: args.stall_every,
             stall: args.stall,
@@ -230,6 +247,12 @@ fn start_banner(args: &SimulateArgs, first: &SimTenant, base_url: &str) -> Strin
             args.tenants,
             first.tenant_id,
             tenant_id(&args.tenant_id, args.tenants - 1, args.tenants),
+        ));
+    }
+    if let Some(users) = args.large_tenant_users {
+        out.push_str(&format!(
+            "Plus {}-large with {users} users, with this client ID and secret.\n",
+            args.tenant_id
         ));
     }
     out.push_str(
@@ -318,6 +341,30 @@ mod tests {
         assert_eq!(ids, ["t-0", "t-1", "t-2"]);
         assert_eq!(config.tenants[2].seed, 9);
         assert!(config.tenants.iter().all(|t| !t.licensed));
+        assert_eq!(config.faults.app_rate_limit, None);
+        let large_args = parse(&[
+            "--tenants",
+            "2",
+            "--tenant-id",
+            "t",
+            "--users",
+            "10",
+            "--large-tenant-users",
+            "5000",
+            "--app-rate-limit",
+            "122",
+        ]);
+        let large = sim_config(&large_args).unwrap();
+        let shape: Vec<_> = large
+            .tenants
+            .iter()
+            .map(|t| (t.tenant_id.as_str(), t.users, t.seed))
+            .collect();
+        assert_eq!(
+            shape,
+            [("t-0", 10, 1), ("t-1", 10, 2), ("t-large", 5000, 3)]
+        );
+        assert_eq!(large.faults.app_rate_limit, Some(RateLimit::per_10s(122)));
         assert_eq!(
             config.faults.rate_limit,
             Some(RateLimit {
@@ -357,6 +404,10 @@ mod tests {
         assert!(text.contains("4 tenants: t-0 … t-3"), "{text}");
         assert!(text.contains("tenant_id = \"t-1\" … \"t-3\""), "{text}");
         assert!(text.contains("max_requests_per_10s = 5\n"), "{text}");
+        let args = parse(&["--tenant-id", "t", "--large-tenant-users", "9"]);
+        let config = sim_config(&args).unwrap();
+        let text = start_banner(&args, &config.tenants[0], "http://127.0.0.1:1");
+        assert!(text.contains("Plus t-large with 9 users"), "{text}");
     }
 
     #[test]

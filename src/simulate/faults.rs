@@ -57,6 +57,19 @@ pub(crate) struct FaultPlan {
     seen: AtomicU64,
     /// Accepted request times per tenant index, for the sliding-window limit.
     windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
+    /// Accepted request times per app (client ID, lowercase), for the per-app limit.
+    app_windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// The most requests an app had in one window.
+    app_peak: AtomicU64,
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limited {
+    /// The tenant's (per app per tenant).
+    Tenant,
+    /// The app's, across its tenants.
+    App,
 }
 
 impl FaultPlan {
@@ -65,7 +78,14 @@ impl FaultPlan {
             faults: RwLock::new(faults),
             seen: AtomicU64::new(0),
             windows: Mutex::new(HashMap::new()),
+            app_windows: Mutex::new(HashMap::new()),
+            app_peak: AtomicU64::new(0),
         }
+    }
+
+    /// See [`SimCounters::app_window_peak`](super::SimCounters::app_window_peak).
+    pub(crate) fn app_peak(&self) -> u64 {
+        self.app_peak.load(Ordering::SeqCst)
     }
 
     /// Swaps in `faults` and restarts the request count and the windows.
@@ -73,6 +93,8 @@ impl FaultPlan {
         *self.faults.write().expect("faults poisoned") = faults;
         self.seen.store(0, Ordering::SeqCst);
         self.windows.lock().expect("windows poisoned").clear();
+        self.app_windows.lock().expect("windows poisoned").clear();
+        self.app_peak.store(0, Ordering::SeqCst);
     }
 
     /// Called once per report request. Throttling wins over a 5xx on the same request;
@@ -105,32 +127,70 @@ impl FaultPlan {
         }
     }
 
-    /// The sliding-window limit for tenant `tenant`: `Ok` records the request as
-    /// accepted; `Err` carries the `Retry-After` to send (`None`: no header) with a 429.
-    /// Rejected requests do not count, so a client that waits as told gets through.
-    pub(crate) fn admit(&self, tenant: usize) -> Result<(), Option<f64>> {
-        let Some(limit) = self.faults.read().expect("faults poisoned").rate_limit else {
-            return Ok(());
+    /// The sliding-window limits for tenant `tenant` of app `app`: `Ok` records the
+    /// request as accepted by both; `Err` names the limit that refused it and carries
+    /// the `Retry-After` to send (`None`: no header) with a 429. Rejected requests do
+    /// not count, so a client that waits as told gets through.
+    pub(crate) fn admit(&self, tenant: usize, app: &str) -> Result<(), (Limited, Option<f64>)> {
+        let (tenant_limit, app_limit) = {
+            let f = self.faults.read().expect("faults poisoned");
+            (f.rate_limit, f.app_rate_limit)
         };
-        let now = Instant::now();
-        let mut windows = self.windows.lock().expect("windows poisoned");
-        let window = windows.entry(tenant).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= limit.window)
-        {
-            window.pop_front();
-        }
-        if window.len() < limit.requests.max(1) as usize {
-            window.push_back(now);
+        if tenant_limit.is_none() && app_limit.is_none() {
             return Ok(());
         }
-        let wait = (window[0] + limit.window).saturating_duration_since(now);
-        // Graph sends whole seconds (§7.6); round up so the retry lands after the slot frees.
-        Err(limit
-            .retry_after
-            .then(|| wait.as_secs_f64().ceil().max(1.0)))
+        let now = Instant::now();
+        // Both locks, always in this order, so the two checks and records are one step.
+        let mut windows = self.windows.lock().expect("windows poisoned");
+        let mut app_windows = self.app_windows.lock().expect("windows poisoned");
+        let mut tenant_window = tenant_limit.map(|l| (l, windows.entry(tenant).or_default()));
+        let mut app_window = app_limit.map(|l| {
+            let key = app.to_ascii_lowercase();
+            (l, app_windows.entry(key).or_default())
+        });
+        for (which, slot) in [
+            (Limited::Tenant, tenant_window.as_mut()),
+            (Limited::App, app_window.as_mut()),
+        ] {
+            if let Some((limit, window)) = slot
+                && let Err(wait) = room(limit, window, now)
+            {
+                return Err((which, wait));
+            }
+        }
+        if let Some((_, window)) = tenant_window {
+            window.push_back(now);
+        }
+        if let Some((_, window)) = app_window {
+            window.push_back(now);
+            self.app_peak
+                .fetch_max(window.len() as u64, Ordering::SeqCst);
+        }
+        Ok(())
     }
+}
+
+/// Whether `window` of `limit` has room for one more request at `now` (after dropping
+/// what left it); if not, the `Retry-After` to send.
+fn room(
+    limit: &RateLimit,
+    window: &mut VecDeque<Instant>,
+    now: Instant,
+) -> Result<(), Option<f64>> {
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= limit.window)
+    {
+        window.pop_front();
+    }
+    if window.len() < limit.requests.max(1) as usize {
+        return Ok(());
+    }
+    let wait = (window[0] + limit.window).saturating_duration_since(now);
+    // Graph sends whole seconds (§7.6); round up so the retry lands after the slot frees.
+    Err(limit
+        .retry_after
+        .then(|| wait.as_secs_f64().ceil().max(1.0)))
 }
 
 /// 5xx bursts: with `every` k and `burst` b, the last b requests of every k fail,
@@ -248,11 +308,11 @@ mod tests {
             }),
             ..Faults::default()
         });
-        assert_eq!(plan.admit(0), Ok(()));
-        assert_eq!(plan.admit(0), Ok(()));
-        assert_eq!(plan.admit(0), Err(Some(1.0)));
-        assert_eq!(plan.admit(1), Ok(()), "per tenant");
+        assert_eq!(plan.admit(0, "app"), Ok(()));
+        assert_eq!(plan.admit(0, "app"), Ok(()));
+        assert_eq!(plan.admit(0, "app"), Err((Limited::Tenant, Some(1.0))));
+        assert_eq!(plan.admit(1, "app"), Ok(()), "per tenant");
         std::thread::sleep(Duration::from_millis(350));
-        assert_eq!(plan.admit(0), Ok(()));
+        assert_eq!(plan.admit(0, "app"), Ok(()));
     }
 }

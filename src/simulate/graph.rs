@@ -7,7 +7,7 @@ use hyper::Method;
 use super::SimReport;
 use super::base64url;
 use super::dates::{inner_error_date, now_unix};
-use super::faults::{Injected, PageFaults, retry_after_value};
+use super::faults::{Injected, Limited, PageFaults, retry_after_value};
 use super::filter::{self, Expr};
 use super::functions::{self, Endpoint};
 use super::json;
@@ -207,9 +207,14 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         Err(reply) => return reply,
     };
     // Graph's limit is per app per tenant (§7.7): counted once the caller is known.
-    if let Err(retry_after) = state.faults.admit(grant.tenant) {
+    // The per-app limit (§13.1) counts every tenant of the app together.
+    let app = &state.config.tenants[grant.tenant].client_id;
+    if let Err((which, retry_after)) = state.faults.admit(grant.tenant, app) {
         let mut reply = throttled(ctx, retry_after);
-        reply.rate_limited = true;
+        match which {
+            Limited::Tenant => reply.rate_limited = true,
+            Limited::App => reply.app_rate_limited = true,
+        }
         return reply;
     }
     let needed = match &route {

@@ -193,6 +193,10 @@ pub struct Faults {
     /// Graph's real limit: at most N accepted requests per (app, tenant) in any sliding
     /// window; more are answered 429.
     pub rate_limit: Option<RateLimit>,
+    /// Graph's per-app limit (graph-api.md §13.1): at most N accepted requests per app
+    /// (client ID, across all its tenants) in any sliding window; more are answered 429.
+    /// A request counts against the app and its tenant only when both accept it.
+    pub app_rate_limit: Option<RateLimit>,
     /// Every Nth page is cut off halfway: the connection closes before the declared
     /// `Content-Length` arrives.
     pub truncate_every: Option<u32>,
@@ -267,6 +271,12 @@ pub struct SimCounters {
     pub unauthorized: u64,
     /// 429 responses sent by the sliding-window limit (included in `throttled`).
     pub rate_limited: u64,
+    /// 429 responses sent by the per-app limit (included in `throttled`, not in
+    /// `rate_limited`).
+    pub app_rate_limited: u64,
+    /// With a per-app limit: the most requests one app had accepted in any of its
+    /// windows (Graph's limit is 122 per 10 s).
+    pub app_window_peak: u64,
     /// Bodies cut off halfway.
     pub truncated: u64,
     /// Bodies that stalled halfway.

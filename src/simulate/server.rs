@@ -58,6 +58,8 @@ pub(crate) struct Reply {
     pub(crate) delivery: Delivery,
     /// A 429 from the sliding-window limit.
     pub(crate) rate_limited: bool,
+    /// A 429 from the per-app limit.
+    pub(crate) app_rate_limited: bool,
 }
 
 /// How a response body is sent.
@@ -81,6 +83,7 @@ impl Reply {
             headers: Vec::new(),
             delivery: Delivery::Whole,
             rate_limited: false,
+            app_rate_limited: false,
         }
     }
 
@@ -93,6 +96,7 @@ impl Reply {
             headers: vec![("cache-control", "no-store, no-cache".into())],
             delivery: Delivery::Whole,
             rate_limited: false,
+            app_rate_limited: false,
         }
     }
 
@@ -327,7 +331,10 @@ impl SimServer {
 
     /// Totals since start.
     pub fn counters(&self) -> SimCounters {
-        *self.state.counters.lock().expect("counters poisoned")
+        SimCounters {
+            app_window_peak: self.state.faults.app_peak(),
+            ..*self.state.counters.lock().expect("counters poisoned")
+        }
     }
 
     /// Stops accepting, lets open connections finish (bounded), and awaits the task.
@@ -511,6 +518,7 @@ fn record(
             _ => {}
         }
         c.rate_limited += u64::from(reply.rate_limited);
+        c.app_rate_limited += u64::from(reply.app_rate_limited);
         match reply.delivery {
             Delivery::Whole => {}
             Delivery::Truncated => c.truncated += 1,

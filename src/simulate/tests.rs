@@ -1272,3 +1272,63 @@ async fn page_faults_change_what_is_served() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sliding_window_limit_per_app_across_tenants() {
+    bounded(async {
+        let window = Duration::from_millis(1500);
+        let faults = Faults {
+            rate_limit: Some(super::RateLimit {
+                requests: 2,
+                window,
+                retry_after: true,
+            }),
+            app_rate_limit: Some(super::RateLimit {
+                requests: 3,
+                window,
+                retry_after: true,
+            }),
+            ..Faults::default()
+        };
+        // Two tenants of one app, one of another app.
+        let tenants = vec![
+            SimTenant::new("a.example", CLIENT, SECRET, 10, 1),
+            SimTenant::new("b.example", CLIENT, SECRET, 10, 2),
+            SimTenant::new("c.example", "other-app", SECRET, 10, 3),
+        ];
+        let sim = start(tenants, faults).await;
+        let addr = sim.local_addr();
+        let mut tok = Vec::new();
+        for (t, c) in [
+            ("a.example", CLIENT),
+            ("b.example", CLIENT),
+            ("c.example", "other-app"),
+        ] {
+            let r = token_for(addr, t, c, SECRET).await;
+            tok.push(r.json()["access_token"].as_str().unwrap().to_string());
+        }
+        let mut statuses = Vec::new();
+        // a, a (its tenant limit), b: the app's 3; then b is refused by the app, not by
+        // its tenant window (which it has room in), and the other app is unaffected.
+        for i in [0, 0, 1, 1, 2, 0] {
+            let r = get(addr, URD, &tok[i], &[]).await;
+            if r.status == 429 {
+                assert_eq!(r.header("retry-after"), Some("2"), "rounded up");
+            }
+            statuses.push(r.status);
+        }
+        assert_eq!(statuses, [200, 200, 200, 429, 200, 429]);
+        let c = sim.counters();
+        assert_eq!((c.throttled, c.rate_limited, c.app_rate_limited), (2, 1, 1));
+        assert_eq!(c.app_window_peak, 3);
+        // A refused request counted against neither window: b has room again once the
+        // app window has moved on.
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        for _ in 0..2 {
+            assert_eq!(get(addr, URD, &tok[1], &[]).await.status, 200);
+        }
+        assert_eq!(sim.counters().app_window_peak, 3);
+        sim.shutdown().await;
+    })
+    .await;
+}
