@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reports::strength::{StrengthCounts, UnclassifiedMethods};
-
 /// `user_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum UserType {
@@ -381,6 +379,46 @@ fn sorted_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// Users per strength, indexed like [`crate::reports::strength::Strength::ALL`].
+pub type StrengthCounts = [u64; 4];
+
+/// The distinct unclassified method strings of a refresh, as sent, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnclassifiedMethods(BTreeSet<String>);
+
+impl UnclassifiedMethods {
+    /// Adds `method`, copying it only when it is new.
+    #[inline]
+    pub fn insert(&mut self, method: &str) {
+        if !self.0.contains(method) {
+            self.0.insert(method.to_owned());
+        }
+    }
+
+    /// Adds every string of `other`.
+    pub fn extend(&mut self, other: &UnclassifiedMethods) {
+        for m in other.iter() {
+            self.insert(m);
+        }
+    }
+
+    /// The strings, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// How many distinct strings.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none was seen.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@
 //! Pure and allocation-free per row: [`strongest`] reports unclassified strings through
 //! a callback, and [`UnclassifiedMethods::insert`] copies a string only the first time.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 /// `strength` label values, weakest first (the derived order is the strength order).
@@ -118,45 +116,8 @@ pub fn strongest<'m>(
     best
 }
 
-/// Users per strength, indexed like [`Strength::ALL`].
-pub type StrengthCounts = [u64; 4];
-
-/// The distinct unclassified method strings of a refresh, as sent, sorted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UnclassifiedMethods(BTreeSet<String>);
-
-impl UnclassifiedMethods {
-    /// Adds `method`, copying it only when it is new.
-    #[inline]
-    pub fn insert(&mut self, method: &str) {
-        if !self.0.contains(method) {
-            self.0.insert(method.to_owned());
-        }
-    }
-
-    /// Adds every string of `other`.
-    pub fn extend(&mut self, other: &UnclassifiedMethods) {
-        for m in other.iter() {
-            self.insert(m);
-        }
-    }
-
-    /// The strings, sorted.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
-    }
-
-    /// How many distinct strings.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether none was seen.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+// Defined beside the counts that hold them (aggregate.rs sits below the reports).
+pub use crate::aggregate::{StrengthCounts, UnclassifiedMethods};
 
 #[cfg(test)]
 mod tests {

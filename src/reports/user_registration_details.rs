@@ -346,8 +346,10 @@ mod tests {
         let stored = f.0.store();
         let back = REPORT.restore(&stored).unwrap();
         assert_eq!(back.store(), stored);
-        // (Not compared by `Debug`: the method counts are a HashMap, whose order differs
-        // between two maps with the same contents.)
+        assert_eq!(
+            restore_tagged::<RegistrationCounts>(TAG, &stored).unwrap(),
+            f.0
+        );
 
         // A snapshot written before strength existed: no strength fields at all.
         let mut old = stored.clone();
