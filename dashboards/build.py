@@ -384,13 +384,13 @@ def usage_and_summary_sections(t):
             ),
             share_bars(
                 "Summary: features", (8, 10), f"Share of users for whom each feature holds, {summary} (users_registered_by_feature; delegated permission only).",
-                f"entra_summary_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
-                f'  (entra_summary_users{{{t}, report="users_registered_by_feature"}} > 0)',
+                f"entra_reported_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
+                f'  (entra_reported_users{{{t}, report="users_registered_by_feature"}} > 0)',
                 "{{user_types}}/{{user_roles}} {{feature}}",
             ),
             bars(
                 "Summary: methods", (24, 10), f"Users with each method registered, {summary} (users_registered_by_method; delegated permission only).",
-                f"sort_desc(entra_summary_users_with_method{{{t}}})", "{{user_types}}/{{user_roles}} {{method}}",
+                f"sort_desc(entra_reported_users_with_method{{{t}}})", "{{user_types}}/{{user_roles}} {{method}}",
             ),
         ]),
     ]

@@ -60,7 +60,7 @@ async fn once_with_every_report_matches_truth() {
         }
         for (family, label, value) in [
             ("entra_credential_registration_users", "status", "passwordless_capable"),
-            ("entra_summary_users_with_feature", "feature", "mfa_registered"),
+            ("entra_reported_users_with_feature", "feature", "mfa_registered"),
             ("entra_credential_usage_events", "feature", "passwordChange"),
             ("entra_credential_usage_activities", "method", "microsoftAuthenticatorPush"),
         ] {
@@ -168,7 +168,7 @@ async fn delegated_only_summaries_fail_clearly_once_per_refresh() {
         assert!(stderr.contains("error=\"Graph refused usersRegisteredByMethod"), "{stderr}");
         let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
         assert!(series.keys().any(|(n, _)| n == "entra_users"));
-        assert!(!series.keys().any(|(n, _)| n.starts_with("entra_summary_users")));
+        assert!(!series.keys().any(|(n, _)| n.starts_with("entra_reported_users")));
         let summary_requests = |sim: &entra_mfa_exporter::simulate::SimServer| {
             sim.requests().iter().filter(|r| r.path_and_query.contains("usersRegisteredByFeature")).count()
         };

@@ -445,9 +445,9 @@ pub const FAMILY_FAMILIES: &[&str] = &[
     "entra_credential_usage_activities",
     "entra_credential_usage_events",
     "entra_credential_usage_last_event_timestamp_seconds",
-    "entra_summary_users",
-    "entra_summary_users_with_feature",
-    "entra_summary_users_with_method",
+    "entra_reported_users",
+    "entra_reported_users_with_feature",
+    "entra_reported_users_with_method",
     "entra_admin_without_mfa_info",
 ];
 
@@ -571,13 +571,13 @@ pub fn expected_family_series(
                 (
                     SummaryBy::Feature,
                     "users_registered_by_feature",
-                    "entra_summary_users_with_feature",
+                    "entra_reported_users_with_feature",
                     "feature",
                 ),
                 (
                     SummaryBy::Method,
                     "users_registered_by_method",
-                    "entra_summary_users_with_method",
+                    "entra_reported_users_with_method",
                     "method",
                 ),
             ] {
@@ -586,7 +586,7 @@ pub fn expected_family_series(
                     .expect("valid pair");
                 out.insert(
                     key(
-                        "entra_summary_users",
+                        "entra_reported_users",
                         &[
                             ("tenant", tenant),
                             ("report", report),
