@@ -396,6 +396,33 @@ def usage_and_summary_sections(t):
     ]
 
 
+def daily_sections(t):
+    """Issue 15: tenant-detail rows on the app-only daily reports (user_mfa_sign_in_summary,
+    user_password_resets_and_changes_summary): the newest complete UTC day of each, so
+    the lines step once a day."""
+    day = "The newest complete UTC day (entra_daily_sign_ins_day_timestamp_seconds says which), from the user_mfa_sign_in_summary report."
+    return [
+        ("Daily sign-ins and password events", [
+            # EntraMfaSignInRatioDropped watches the fall against 7 days ago, not a level:
+            # one colour.
+            share_stat(
+                "MFA share of sign-ins", (4, 8),
+                f"Share of the day's sign-ins that used multi-factor authentication (entra:mfa_sign_in:ratio). {day} EntraMfaSignInRatioDropped fires when it falls.",
+                f"entra:mfa_sign_in:ratio{{{t}}}", steps((None, "blue")), legend="MFA share",
+            ),
+            series(
+                "Daily sign-ins: single vs multi factor", (10, 8), f"Sign-ins of the day by factor. {day}",
+                f'sum by (factor) (entra_daily_sign_ins{{{t}, factor!="total"}})', "{{factor}}", stack=True,
+            ),
+            bars(
+                "Password events by kind", (10, 8),
+                "Password resets by admins, self-service resets and self-service changes on the newest complete UTC day, from the user_password_resets_and_changes_summary report.",
+                f"sum by (kind) (entra_daily_password_events{{{t}}})", "{{kind}}",
+            ),
+        ]),
+    ]
+
+
 def tenant_detail():
     t = 'tenant="$tenant"'
     sel = f"{t}, {MEMBERS}"
@@ -471,6 +498,7 @@ def tenant_detail():
             ),
         ]),
         *usage_and_summary_sections(t),
+        *daily_sections(t),
     ])
 
 

@@ -31,7 +31,10 @@ pub async fn collect(
     kind: ReportKind,
 ) -> Result<Snapshot, GraphError> {
     let report = kind.report();
-    let settings = tenant.report_settings();
+    let mut settings = tenant.report_settings();
+    settings.today = crate::reports::daily_summaries::utc_day(crate::families::unix_seconds(
+        SystemTime::now(),
+    ) as i64);
     let (endpoint, permission) = (report.endpoint(), report.permission());
     let mut refresh = report.start(&settings);
     let mut stats = WalkStats::default();

@@ -94,6 +94,10 @@ async fn once_with_every_report_matches_truth() {
         let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path_and_query).collect();
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUsageSummary(period='D7')"), "{paths:?}");
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUserRegistrationCount"));
+        // The daily reports document no query options: none is sent.
+        for daily in ["userMfaSignInSummary", "userPasswordResetsAndChangesSummary"] {
+            assert!(paths.iter().any(|p| p == &format!("/beta/reports/authenticationMethods/{daily}")), "{paths:?}");
+        }
         assert!(paths.iter().any(|p| p == "/v1.0/reports/authenticationMethods/usersRegisteredByFeature(includedUserTypes='member',includedUserRoles='privilegedAdmin')"));
         sim.shutdown().await;
     })

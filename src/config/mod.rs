@@ -308,6 +308,8 @@ impl TenantConfig {
             summary_user_roles: self.summary_user_roles.clone(),
             admins_without_mfa: self.admins_without_mfa,
             max_listed_admins: self.max_listed_admins,
+            // Set per refresh by collect (issue 15's daily reports).
+            today: 0,
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod credential_usage_summary;
 pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
+pub mod daily_summaries;
 pub mod registration;
 pub mod row;
 pub mod user_credential_usage_details;
@@ -46,6 +47,9 @@ pub static REGISTRY: &[&dyn Report] = &[
     &user_credential_usage_details::EVENTS_SUMMARY,
     &users_registered_by_feature::REPORT,
     &users_registered_by_method::REPORT,
+    // Issue 15: the app-only daily successors.
+    &daily_summaries::MFA_SIGN_INS,
+    &daily_summaries::PASSWORD_RESETS,
 ];
 
 /// Everything the exporter knows about one report.
@@ -155,6 +159,10 @@ pub struct Settings {
     pub admins_without_mfa: bool,
     /// At most this many listed admins.
     pub max_listed_admins: u32,
+    /// The UTC day (days since the Unix epoch) the refresh started on: the daily
+    /// reports' "today", whose row is partial. Set by [`crate::collect`] from the clock
+    /// (the reports read none); 0 outside a refresh.
+    pub today: i64,
 }
 
 /// One refresh in progress: takes every response body, then yields the data.
@@ -349,6 +357,8 @@ mod tests {
                 "user_events_summary",
                 "users_registered_by_feature",
                 "users_registered_by_method",
+                "user_mfa_sign_in_summary",
+                "user_password_resets_and_changes_summary",
             ]
         );
         for r in ReportKind::all() {

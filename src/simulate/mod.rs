@@ -21,6 +21,7 @@ mod assertion;
 mod base64url;
 mod body;
 pub mod cli;
+mod daily;
 mod dates;
 mod events;
 mod family_truth;
@@ -44,6 +45,7 @@ mod tests;
 use std::time::Duration;
 
 pub use assertion::{FEDERATED_AUDIENCE, FEDERATED_ISSUER};
+pub use daily::{DailyReport, DailyTruth};
 pub use family_truth::{
     RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
 };

@@ -279,6 +279,17 @@ impl SimServer {
         family_truth::summary(t, at, by, types, roles)
     }
 
+    /// The newest complete day of a daily report a walk started now shows; `None` for
+    /// an unknown tenant or when no complete day is served.
+    pub fn daily_truth(
+        &self,
+        tenant_id: &str,
+        report: super::DailyReport,
+    ) -> Option<super::DailyTruth> {
+        let tenant = &self.state.tenants[self.tenant_index(tenant_id)?];
+        super::daily::truth(tenant, report, now_unix())
+    }
+
     /// User principal names of the admins (`isAdmin` true) who are not MFA capable,
     /// sorted.
     pub fn admins_without_mfa_truth(&self, tenant_id: &str) -> Vec<String> {

@@ -1250,3 +1250,66 @@ async fn page_faults_change_what_is_served() {
     })
     .await;
 }
+
+/// Issue 15: the daily reports walk (over two pages on some seeds), recount from JSON
+/// alone to the truth, refuse `$top`, and never serve today's row as complete.
+#[tokio::test]
+async fn daily_reports_recount_to_truth() {
+    bounded(async {
+        let tenants: Vec<SimTenant> = (0..8)
+            .map(|seed| SimTenant::new(format!("d{seed}.example"), CLIENT, SECRET, 500, seed))
+            .collect();
+        let sim = start(tenants, Faults::default()).await;
+        let mut split = 0;
+        for seed in 0..8u64 {
+            let tenant = format!("d{seed}.example");
+            let r = token_for(sim.local_addr(), &tenant, CLIENT, SECRET).await;
+            let token = r.json()["access_token"].as_str().unwrap().to_string();
+            for (report, path, date, names) in [
+                (
+                    DailyReport::MfaSignIns,
+                    "userMfaSignInSummary",
+                    "createdDateTime",
+                    ["multiFactorSignIns", "singleFactorSignIns", "totalSignIns"],
+                ),
+                (
+                    DailyReport::PasswordEvents,
+                    "userPasswordResetsAndChangesSummary",
+                    "aggregatedDateTime",
+                    [
+                        "passwordResetsByAdminCount",
+                        "passwordResetsSelfServiceCount",
+                        "changePasswordSelfServiceCount",
+                    ],
+                ),
+            ] {
+                let url = format!("/beta/reports/authenticationMethods/{path}");
+                let pages = walk(&sim, &url, &token, &[]).await;
+                split += usize::from(pages.len() > 1);
+                let today = dates::now_unix().div_euclid(86_400);
+                let mut newest: Option<(i64, [u64; 3])> = None;
+                for row in pages.iter().flat_map(|p| p["value"].as_array().unwrap()) {
+                    let text = row[date].as_str().unwrap();
+                    let t = humantime::parse_rfc3339(text).unwrap();
+                    let day = (t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 86_400)
+                        as i64;
+                    let counts = names.map(|n| row[n].as_u64().unwrap());
+                    if day < today && newest.is_none_or(|(d, _)| day > d) {
+                        newest = Some((day, counts));
+                    }
+                }
+                let truth = sim.daily_truth(&tenant, report).unwrap();
+                assert_eq!(
+                    newest,
+                    Some((truth.day_start / 86_400, truth.counts)),
+                    "{path} seed {seed}"
+                );
+                let refused = get(sim.local_addr(), &format!("{url}?$top=5"), &token, &[]).await;
+                assert_eq!(refused.status, 400, "{}", refused.body);
+            }
+        }
+        assert!(split > 0 && split < 16, "{split} of 16 walks were split");
+        sim.shutdown().await;
+    })
+    .await;
+}
