@@ -688,7 +688,7 @@ fn every_report_of_the_family_is_accepted_with_its_settings() {
     ))
     .unwrap();
     let t = &c.tenants[0];
-    assert_eq!(t.reports.len(), 7);
+    assert_eq!(t.reports.len(), names.len());
     assert_eq!(t.usage_period, "D7");
     assert_eq!(t.summary_user_types, ["member", "guest"]);
     assert_eq!(t.summary_user_roles, ["privilegedAdmin"]);

@@ -290,6 +290,32 @@ impl SimServer {
         super::daily::truth(tenant, report, now_unix())
     }
 
+    /// Plays the user of a delegated sign-in: approves (or, `approve = false`, declines)
+    /// the device code showing `user_code`. `false` when no pending code has it.
+    pub fn decide_device_code(&self, user_code: &str, approve: bool) -> bool {
+        self.state.tokens.delegated.decide(user_code, approve)
+    }
+
+    /// A refresh token for `tenant_id` as if its user had signed in with `scope` (for
+    /// `--demo`, which runs without a login step). `None` for an unknown tenant.
+    pub fn mint_refresh_token(&self, tenant_id: &str, scope: &str) -> Option<String> {
+        let index = self.tenant_index(tenant_id)?;
+        let client = &self.state.config.tenants[index].client_id;
+        Some(self.state.tokens.delegated.mint(index, client, scope))
+    }
+
+    /// Revokes every refresh token of `tenant_id` (the user's sessions revoked); returns
+    /// how many were still redeemable.
+    pub fn revoke_refresh_tokens(&self, tenant_id: &str) -> usize {
+        self.tenant_index(tenant_id)
+            .map_or(0, |i| self.state.tokens.delegated.revoke(i))
+    }
+
+    /// Where a refresh token stands; `None` when never issued.
+    pub fn refresh_token_status(&self, token: &str) -> Option<super::RefreshStatus> {
+        self.state.tokens.delegated.status(token)
+    }
+
     /// User principal names of the admins (`isAdmin` true) who are not MFA capable,
     /// sorted.
     pub fn admins_without_mfa_truth(&self, tenant_id: &str) -> Vec<String> {
@@ -398,12 +424,17 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 
 /// `["contoso.example", "oauth2", "v2.0", "token"]` -> the tenant segment.
 fn token_tenant(path: &str) -> Option<&str> {
+    sts_tenant(path, "token")
+}
+
+/// The tenant segment of `/{tenant}/oauth2/v2.0/{endpoint}`.
+fn sts_tenant<'a>(path: &'a str, endpoint: &str) -> Option<&'a str> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         [tenant, o, v, t]
             if o.eq_ignore_ascii_case("oauth2")
                 && v.eq_ignore_ascii_case("v2.0")
-                && t.eq_ignore_ascii_case("token") =>
+                && t.eq_ignore_ascii_case(endpoint) =>
         {
             Some(tenant)
         }
@@ -428,7 +459,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
     };
     let path = super::query::percent_decode(uri.path());
     let is_identity = super::identity::is_identity_path(&path);
-    let is_token = token_tenant(&path).is_some() || is_identity;
+    let device_tenant = sts_tenant(&path, "devicecode");
+    let is_token = token_tenant(&path).is_some() || is_identity || device_tenant.is_some();
     let mut scope = None;
     let reply = if is_identity {
         if method != Method::GET {
@@ -441,6 +473,27 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
                 uri.query(),
                 header(&req, "metadata").as_deref(),
                 header(&req, "x-identity-header").as_deref(),
+            )
+        }
+    } else if let Some(tenant) = device_tenant {
+        if method != Method::POST {
+            Reply::sts(405, String::new()).with("allow", "POST".into())
+        } else {
+            let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            token::device_code(
+                &state.config.tenants,
+                &state.tokens,
+                &state.base_url,
+                tenant,
+                &body,
+                state.config.device_code_lifetime,
+                state.config.device_code_interval,
             )
         }
     } else if let Some(tenant) = token_tenant(&path) {

@@ -1313,3 +1313,71 @@ async fn daily_reports_recount_to_truth() {
     })
     .await;
 }
+
+/// Issue 15: delegated sign-in over HTTP. The device code is pending until the user
+/// (the test) approves it; its tokens read the delegated-only reports that app tokens
+/// may not; refresh tokens rotate on every use, a reused one is refused (and revokes its
+/// descendants), a revoked one is refused.
+#[tokio::test]
+async fn device_code_sign_in_and_refresh_token_rotation() {
+    bounded(async {
+        let config = SimConfig {
+            tenants: vec![tenant(300, 4)],
+            device_code_interval: Duration::ZERO,
+            ..SimConfig::default()
+        };
+        let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+        let addr = sim.local_addr();
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        let scope = "offline_access%20https%3A%2F%2Fgraph.microsoft.com%2FAuditLog.Read.All";
+        let post = |endpoint: &'static str, body: String| async move {
+            http(addr, "POST", &format!("/{TENANT}/oauth2/v2.0/{endpoint}"), &form, &body).await
+        };
+        let r = post("devicecode", format!("client_id=nope&scope={scope}")).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unauthorized_client")));
+        let r = post("devicecode", format!("client_id={CLIENT}&scope={scope}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let start = r.json();
+        let device_code = start["device_code"].as_str().unwrap().to_string();
+        assert_eq!(start["interval"], 0);
+        assert!(start["verification_uri"].as_str().unwrap().ends_with("/devicelogin"));
+        let redeem = format!(
+            "client_id={CLIENT}&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={device_code}"
+        );
+        let r = post("token", redeem.clone()).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("authorization_pending")));
+        assert!(sim.decide_device_code(start["user_code"].as_str().unwrap(), true));
+        let r = post("token", redeem.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let tokens = r.json();
+        let access = tokens["access_token"].as_str().unwrap().to_string();
+        let first = tokens["refresh_token"].as_str().unwrap().to_string();
+
+        let path = "/v1.0/reports/authenticationMethods/usersRegisteredByMethod(includedUserTypes='all',includedUserRoles='all')";
+        assert_eq!(get(addr, path, &token(addr).await, &[]).await.status, 403, "app token");
+        let r = get(addr, path, &access, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        let refresh = |t: &str| format!("client_id={CLIENT}&grant_type=refresh_token&refresh_token={t}&scope={scope}");
+        let mut current = first.clone();
+        for _ in 0..3 {
+            let r = post("token", refresh(&current)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let next = r.json()["refresh_token"].as_str().unwrap().to_string();
+            assert_ne!(next, current);
+            assert_eq!(sim.refresh_token_status(&current), Some(RefreshStatus::Rotated));
+            current = next;
+        }
+        let r = post("token", refresh(&first)).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")), "reuse");
+        assert_eq!(sim.refresh_token_status(&current), Some(RefreshStatus::Revoked));
+
+        let fresh = sim.mint_refresh_token(TENANT, "offline_access AuditLog.Read.All").unwrap();
+        assert_eq!(sim.revoke_refresh_tokens(TENANT), 1);
+        let r = post("token", refresh(&fresh)).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")), "revoked");
+        assert!(r.json()["error_description"].as_str().unwrap().contains("AADSTS50173"));
+        sim.shutdown().await;
+    })
+    .await;
+}
