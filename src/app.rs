@@ -45,13 +45,19 @@ impl Exporter {
             .iter()
             .map(|t| {
                 metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
+                let limiter = limiters.get(&t.tenant_id, &t.client_id, t.max_requests_per_10s);
                 Arc::new(Tenant {
                     client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
-                        .with_rate_limiter(limiters.get(
-                            &t.tenant_id,
-                            &t.client_id,
-                            t.max_requests_per_10s,
-                        )),
+                        .with_rate_limiter(limiter.clone()),
+                    // Graph paces the reports service per app per tenant: the delegated
+                    // requests of the same app share the limiter.
+                    delegated: GraphClient::delegated(
+                        http.clone(),
+                        t,
+                        metrics.clone(),
+                        policy.clone(),
+                    )
+                    .map(|c| c.with_rate_limiter(limiter)),
                     config: t.clone(),
                 })
             })

@@ -52,7 +52,8 @@ pub async fn collect(
             single(client, &url, endpoint, permission, &mut pages, stats.pages).await
         };
         let walked = match (walked, report.auth()) {
-            (Err(e), Auth::DelegatedOnly { alternative }) => {
+            // Without a delegated sign-in the app's token was refused: say why.
+            (Err(e), Auth::DelegatedOnly { alternative }) if tenant.delegated.is_none() => {
                 Err(e.for_delegated_only(endpoint, alternative))
             }
             (result, _) => result,

@@ -36,7 +36,8 @@ struct Cli {
     #[arg(
         long = "config.file",
         env = "ENTRA_EXPORTER_CONFIG_FILE",
-        value_name = "PATH"
+        value_name = "PATH",
+        global = true
     )]
     config_file: Option<PathBuf>,
     /// Address to listen on.
@@ -129,7 +130,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the simulated Graph and token endpoints standalone.
-    Simulate(simulate::cli::SimulateArgs),
+    Simulate(Box<simulate::cli::SimulateArgs>),
+    /// Sign in as a user (device code) for the delegated-only reports of one tenant;
+    /// writes the refresh token to its refresh_token_file.
+    Login {
+        /// The tenant's `name` in the config file.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,8 +189,11 @@ fn flag_env_vars() -> Vec<String> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
-        simulate::cli::run(args, shutdown_signal()).await?;
+        simulate::cli::run(*args, shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Login { tenant }) = &cli.command {
+        return login(&cli, tenant).await;
     }
     let shard = Shard::new(cli.shard_index, cli.shard_count).map_err(anyhow::Error::msg)?;
     // In demo mode the simulator must be up before the config can point at it.
@@ -334,6 +345,42 @@ async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `login --tenant NAME`: the device-code sign-in, then the refresh token written to
+/// the tenant's `refresh_token_file` (mode 0600, atomically). The token is never
+/// printed.
+async fn login(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&Sources {
+        file: cli.config_file.clone(),
+        use_env: true,
+        flag_env_vars: flag_env_vars(),
+    })?;
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.name == name)
+        .with_context(|| format!("no tenant named {name:?} in the config"))?;
+    let http = entra_mfa_exporter::graph::http_client(std::time::Duration::from_secs(60));
+    let token = entra_mfa_exporter::graph::device_code::sign_in(&http, tenant, |line| {
+        println!("{line}");
+    })
+    .await?;
+    let file = &tenant
+        .delegated
+        .as_ref()
+        .context("refresh_token_file is not set")?
+        .refresh_token_file;
+    entra_mfa_exporter::atomic_file::write_private_atomically(
+        file,
+        format!("{}\n", token.expose()).as_bytes(),
+    )
+    .with_context(|| format!("cannot write the refresh token to {}", file.display()))?;
+    println!(
+        "Signed in: the refresh token of tenant {name} is in {}",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Starts the demo simulator and returns it with the exporter config for it.

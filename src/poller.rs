@@ -52,6 +52,19 @@ pub struct Tenant {
     pub config: TenantConfig,
     /// Its Graph client.
     pub client: GraphClient,
+    /// The client of its delegated-only reports, when it has a delegated sign-in.
+    pub delegated: Option<GraphClient>,
+}
+
+impl Tenant {
+    /// The client `report` is fetched with: a delegated-only report goes through the
+    /// delegated sign-in when there is one; everything else uses the app credential.
+    pub fn client_for(&self, report: ReportKind) -> &GraphClient {
+        match (report.auth(), &self.delegated) {
+            (crate::reports::Auth::DelegatedOnly { .. }, Some(delegated)) => delegated,
+            _ => &self.client,
+        }
+    }
 }
 
 /// The longest a refresh may run before it gives up: twice its interval, and never
@@ -132,9 +145,12 @@ pub async fn refresh(
     let name = tenant.config.name.as_str();
     let started = Instant::now();
     let deadline = refresh_deadline(&tenant.config, report);
-    let result = tokio::time::timeout(deadline, collect(&tenant.client, &tenant.config, report))
-        .await
-        .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
+    let result = tokio::time::timeout(
+        deadline,
+        collect(tenant.client_for(report), &tenant.config, report),
+    )
+    .await
+    .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
     let elapsed = started.elapsed();
     match result {
         Ok(snapshot) => {
