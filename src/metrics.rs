@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
@@ -41,6 +42,13 @@ pub struct RetryLabels {
     pub tenant: String,
     /// `throttled`, `server_error`, `timeout`, `network`, `token_expired`.
     pub reason: String,
+}
+
+/// Labels `{tenant}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// Tenant name.
+    pub tenant: String,
 }
 
 /// Labels `{tenant, result}`.
@@ -205,6 +213,10 @@ pub struct ExporterMetrics {
     pub refreshes: SortedFamily<RefreshLabels, Counter>,
     /// `entra_exporter_poller_restarts_total`
     pub poller_restarts: SortedFamily<ReportLabels, Counter>,
+    /// `entra_exporter_delegated_login_valid` (issue 15): per tenant with a
+    /// `refresh_token_file`, 1 when its refresh token was last redeemed, 0 when it is
+    /// missing, expired or revoked (`EntraDelegatedLoginExpired`).
+    pub delegated_login_valid: SortedFamily<TenantLabels, Gauge>,
 }
 
 fn request_histogram() -> Histogram {
@@ -228,6 +240,7 @@ impl ExporterMetrics {
             token_requests: SortedFamily::default(),
             refreshes: SortedFamily::default(),
             poller_restarts: SortedFamily::default(),
+            delegated_login_valid: SortedFamily::default(),
         }
     }
 
@@ -273,6 +286,11 @@ impl ExporterMetrics {
             "entra_exporter_poller_restarts",
             "Times the background task of the report panicked and was restarted (a bug: please report it)",
             self.poller_restarts.clone(),
+        );
+        registry.register(
+            "entra_exporter_delegated_login_valid",
+            "Whether the delegated sign-in of the tenant (refresh_token_file) was last redeemed: 0 when it is missing, expired or revoked and `entra-mfa-exporter login` must be run again",
+            self.delegated_login_valid.clone(),
         );
     }
 

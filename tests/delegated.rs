@@ -22,6 +22,10 @@ fn up(stdout: &str, report: &str) -> f64 {
     )]
 }
 
+fn login_valid(stdout: &str) -> f64 {
+    parse_exposition(stdout)[&key("entra_exporter_delegated_login_valid", &[("tenant", "t1")])]
+}
+
 fn token_in(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap().trim().to_owned()
 }
@@ -101,6 +105,7 @@ async fn login_then_rotation_reuse_and_revocation() {
             (1.0, 0.0)
         );
         assert!(stderr.contains("entra-mfa-exporter login"), "{stderr}");
+        assert_eq!(login_valid(&stdout), 0.0);
 
         let shown = login(&sim, &path);
         let first = token_in(&token_file);
@@ -160,6 +165,7 @@ async fn login_then_rotation_reuse_and_revocation() {
                 ],
             )];
             assert_eq!(total, truth.total_users as f64);
+            assert_eq!(login_valid(&stdout), 1.0);
         }
 
         // An old token after rotation is refused, and only the delegated report fails.
@@ -203,9 +209,41 @@ async fn login_then_rotation_reuse_and_revocation() {
             (1.0, 0.0)
         );
         assert!(stderr.contains("expired or was revoked"), "{stderr}");
+        assert_eq!(
+            login_valid(&stdout),
+            0.0,
+            "EntraDelegatedLoginExpired's input"
+        );
         assert!(!stderr.contains(&fresh));
         sim.shutdown().await;
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_reports_warn_at_start_naming_the_successor() {
+    let out = tokio::time::timeout(WAIT, run_binary(vec!["--demo".into(), "--once".into()]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("report retired by Microsoft"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("report=user_credential_usage_details")
+                && l.contains("retired=2025-08-01")
+                && l.contains("successor=user_events_summary"))
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("report=credential_usage_summary")
+                && l.contains("userRegistrationActivity"))
+    );
 }

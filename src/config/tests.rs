@@ -130,7 +130,8 @@ fn unknown_keys_name_the_tenant_and_the_close_key() {
     let e = err(&format!("{MINIMAL}colour = \"blue\"\n"));
     assert!(
         e.contains("tenant \"contoso\" (tenants[0]): unknown key colour; valid keys: ")
-            && e.contains("tenant_id, client_id"),
+            && e.contains("tenant_id, ")
+            && e.contains("client_id, "),
         "{e}"
     );
     let e = err(&format!("name = \"x\"\n{MINIMAL}"));

@@ -14,7 +14,7 @@ use super::assertion;
 use super::error::TokenError;
 use crate::certificate::ClientCertificate;
 use crate::config::{Credential, DelegatedLogin, IdentityProtocol, TenantConfig, read_secret_file};
-use crate::metrics::{ExporterMetrics, ResultLabels};
+use crate::metrics::{ExporterMetrics, ResultLabels, TenantLabels};
 use crate::secret::Secret;
 
 /// Renew this long before expiry, capped at a fifth of the token's life so short-lived
@@ -137,6 +137,10 @@ impl TokenSource {
         metrics: ExporterMetrics,
     ) -> Option<Self> {
         let login = tenant.delegated.clone()?;
+        // 0 until the first redemption succeeds.
+        let _ = metrics.delegated_login_valid.get_or_create(&TenantLabels {
+            tenant: tenant.name.clone(),
+        });
         Some(Self {
             client_id: login.public_client_id.clone(),
             scope: delegated_scope(&tenant.scope),
@@ -164,6 +168,23 @@ impl TokenSource {
                 result: if fresh.is_ok() { "success" } else { "error" }.into(),
             })
             .inc();
+        if self.delegated.is_some() {
+            // Valid after a redemption; invalid when the sign-in itself is refused or
+            // unreadable (not for a network failure or an STS outage).
+            let valid = match &fresh {
+                Ok(_) => Some(1),
+                Err(e) if e.error == "invalid_grant" || e.error == "refresh_token_file" => Some(0),
+                Err(_) => None,
+            };
+            if let Some(v) = valid {
+                self.metrics
+                    .delegated_login_valid
+                    .get_or_create(&TenantLabels {
+                        tenant: self.tenant.clone(),
+                    })
+                    .set(v);
+            }
+        }
         let fresh = fresh?;
         *cache = Some(fresh.clone());
         Ok(fresh.token)

@@ -41,6 +41,13 @@ impl Report for CredentialUsageSummary {
         "/beta/reports/getCredentialUsageSummary"
     }
 
+    fn retired(&self) -> Option<super::Retirement> {
+        Some(super::Retirement {
+            date: "2025-08-01",
+            successor: "beta authenticationMethods/userRegistrationActivity (delegated only)",
+        })
+    }
+
     fn permission(&self) -> &'static str {
         "Reports.Read.All"
     }

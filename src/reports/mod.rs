@@ -77,6 +77,11 @@ pub trait Report: Sync {
     fn is_registration_source(&self) -> bool {
         false
     }
+    /// Issue 15: `Some(retirement)` for a report Microsoft has retired. It stays
+    /// supported (tenants and proxies may still serve it); the exporter warns at start.
+    fn retired(&self) -> Option<Retirement> {
+        None
+    }
     /// The families the report's data feeds, in exposition order.
     fn families(&self) -> &'static [&'static Family];
     /// What one refresh fetches, in order (paths below the Graph root, with query).
@@ -117,6 +122,16 @@ impl<F: Fold + Send> Refresh for Folding<F> {
     fn finish(self: Box<Self>) -> Finished {
         (self.finish)(self.fold)
     }
+}
+
+/// When Microsoft retired a report, and what replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retirement {
+    /// The date Microsoft gave, `YYYY-MM-DD`.
+    pub date: &'static str,
+    /// The successor: a report's config name, or the Graph API when this exporter
+    /// does not collect it.
+    pub successor: &'static str,
 }
 
 /// Which tokens Graph serves a report to.
@@ -409,6 +424,33 @@ mod tests {
             ]
         );
         assert!(ReportKind::all().all(|r| r.offered_in(Cloud::Global)));
+    }
+
+    #[test]
+    fn retired_reports_name_their_successor() {
+        let retired: Vec<_> = ReportKind::all()
+            .filter_map(|r| r.retired().map(|x| (r.name(), x.date, x.successor)))
+            .collect();
+        assert_eq!(
+            retired,
+            [
+                (
+                    "credential_user_registration_details",
+                    "2024-06-30",
+                    "user_registration_details"
+                ),
+                (
+                    "credential_usage_summary",
+                    "2025-08-01",
+                    "beta authenticationMethods/userRegistrationActivity (delegated only)"
+                ),
+                (
+                    "user_credential_usage_details",
+                    "2025-08-01",
+                    "user_events_summary"
+                ),
+            ]
+        );
     }
 
     #[test]
