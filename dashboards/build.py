@@ -420,6 +420,18 @@ def daily_sections(t):
                 f"sum by (kind) (entra_daily_password_events{{{t}}})", "{{kind}}",
             ),
         ]),
+        ("Registration activity and sign-ins by method (delegated sign-in)", [
+            bars(
+                "Registration activity by method", (12, 9),
+                "Registrations and resets over the usage period (`usage_period`) by method and result, from the user_registration_activity report, the successor of credential_usage_summary. Needs the tenant's delegated sign-in (`refresh_token_file`, `entra-mfa-exporter login`).",
+                f"sort_desc(sum by (method, result) (entra_registration_activities{{{t}}}))", "{{method}} {{result}}",
+            ),
+            bars(
+                "Sign-ins by method", (12, 9),
+                "Successful sign-ins over the usage period by authentication method, from the user_sign_ins_by_auth_method_summary report. Needs the tenant's delegated sign-in (`refresh_token_file`, `entra-mfa-exporter login`).",
+                f"sort_desc(sum by (method) (entra_sign_ins_by_method{{{t}}}))", "{{method}}",
+            ),
+        ]),
     ]
 
 

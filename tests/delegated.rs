@@ -14,6 +14,7 @@ use common::*;
 use entra_mfa_exporter::simulate::{RefreshStatus, SimServer, SummaryBy};
 
 const DELEGATED: &str = "users_registered_by_feature";
+const SIGN_INS: &str = "user_sign_ins_by_auth_method_summary";
 
 fn up(stdout: &str, report: &str) -> f64 {
     parse_exposition(stdout)[&key(
@@ -84,7 +85,7 @@ async fn login_then_rotation_reuse_and_revocation() {
         let token_file = dir.path().join("t1.refresh-token");
         let text = config_toml(&sim, "user_registration_details", "").replace(
             "reports = [\"user_registration_details\"]",
-            &format!("reports = [\"user_registration_details\", \"{DELEGATED}\"]"),
+            &format!("reports = [\"user_registration_details\", \"{DELEGATED}\", \"{SIGN_INS}\"]"),
         ) + &format!(
             "refresh_token_file = {:?}\n",
             token_file.display().to_string()
@@ -166,6 +167,14 @@ async fn login_then_rotation_reuse_and_revocation() {
             )];
             assert_eq!(total, truth.total_users as f64);
             assert_eq!(login_valid(&stdout), 1.0);
+            let passwords = series[&key(
+                "entra_sign_ins_by_method",
+                &[("tenant", "t1"), ("period", "D30"), ("method", "password")],
+            )];
+            assert_eq!(
+                passwords,
+                sim.sign_ins_by_method_truth(TENANT_ID, "d30")["password"] as f64
+            );
         }
 
         // An old token after rotation is refused, and only the delegated report fails.
@@ -209,6 +218,7 @@ async fn login_then_rotation_reuse_and_revocation() {
             (1.0, 0.0)
         );
         assert!(stderr.contains("expired or was revoked"), "{stderr}");
+        assert_eq!(up(&stdout, SIGN_INS), 0.0, "every delegated report fails");
         assert_eq!(
             login_valid(&stdout),
             0.0,
@@ -244,6 +254,6 @@ async fn retired_reports_warn_at_start_naming_the_successor() {
         warnings
             .iter()
             .any(|l| l.contains("report=credential_usage_summary")
-                && l.contains("userRegistrationActivity"))
+                && l.contains("user_registration_activity"))
     );
 }

@@ -94,6 +94,9 @@ async fn once_with_every_report_matches_truth() {
         let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path_and_query).collect();
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUsageSummary(period='D7')"), "{paths:?}");
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUserRegistrationCount"));
+        // aggregationPeriod is lowercase (graph-api.md §4).
+        assert!(paths.iter().any(|p| p == "/beta/reports/authenticationMethods/userRegistrationActivity(period='d7')"), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "/beta/reports/authenticationMethods/userSignInsByAuthMethodSummary(period='d7')"));
         // The daily reports document no query options: none is sent.
         for daily in ["userMfaSignInSummary", "userPasswordResetsAndChangesSummary"] {
             assert!(paths.iter().any(|p| p == &format!("/beta/reports/authenticationMethods/{daily}")), "{paths:?}");

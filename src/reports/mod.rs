@@ -23,6 +23,7 @@ pub mod credential_usage_summary;
 pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
 pub mod daily_summaries;
+pub mod delegated_activity;
 pub mod registration;
 pub mod row;
 pub mod user_credential_usage_details;
@@ -50,6 +51,9 @@ pub static REGISTRY: &[&dyn Report] = &[
     // Issue 15: the app-only daily successors.
     &daily_summaries::MFA_SIGN_INS,
     &daily_summaries::PASSWORD_RESETS,
+    // Issue 15: the delegated-only activity reports.
+    &delegated_activity::REGISTRATION_ACTIVITY,
+    &delegated_activity::SIGN_INS,
 ];
 
 /// Everything the exporter knows about one report.
@@ -129,8 +133,7 @@ impl<F: Fold + Send> Refresh for Folding<F> {
 pub struct Retirement {
     /// The date Microsoft gave, `YYYY-MM-DD`.
     pub date: &'static str,
-    /// The successor: a report's config name, or the Graph API when this exporter
-    /// does not collect it.
+    /// The successor's config name (and how it differs, e.g. delegated only).
     pub successor: &'static str,
 }
 
@@ -374,6 +377,8 @@ mod tests {
                 "users_registered_by_method",
                 "user_mfa_sign_in_summary",
                 "user_password_resets_and_changes_summary",
+                "user_registration_activity",
+                "user_sign_ins_by_auth_method_summary",
             ]
         );
         for r in ReportKind::all() {
@@ -442,7 +447,7 @@ mod tests {
                 (
                     "credential_usage_summary",
                     "2025-08-01",
-                    "beta authenticationMethods/userRegistrationActivity (delegated only)"
+                    "user_registration_activity (delegated only)"
                 ),
                 (
                     "user_credential_usage_details",

@@ -38,6 +38,13 @@ pub(crate) enum Endpoint {
     /// beta `reports/authenticationMethods/userMfaSignInSummary` or
     /// `userPasswordResetsAndChangesSummary` (§4.2, §4.3).
     Daily(DailyReport),
+    /// beta `authenticationMethods/userRegistrationActivity(period=…)` (§4.4) or
+    /// `userSignInsByAuthMethodSummary(period=…)` (§4.5): delegated only; the period as
+    /// written.
+    Activity {
+        sign_ins: bool,
+        period: Option<String>,
+    },
     /// `reports/authenticationMethods/usersRegisteredBy{Feature,Method}(…)`.
     Summary {
         by: SummaryBy,
@@ -52,14 +59,16 @@ impl Endpoint {
     /// The application permission Graph checks (graph-api.md §6.1).
     pub(crate) fn permission(&self) -> &'static str {
         match self {
-            Self::EventsSummary | Self::Summary { .. } | Self::Daily(_) => "AuditLog.Read.All",
+            Self::EventsSummary | Self::Summary { .. } | Self::Daily(_) | Self::Activity { .. } => {
+                "AuditLog.Read.All"
+            }
             _ => "Reports.Read.All",
         }
     }
 
     /// Whether Microsoft documents it as delegated-only (graph-api.md §3.6).
     pub(crate) fn is_delegated_only(&self) -> bool {
-        matches!(self, Self::Summary { .. })
+        matches!(self, Self::Summary { .. } | Self::Activity { .. })
     }
 
     /// Skiptoken tag of the paged endpoints (distinct from the registration reports').
@@ -131,6 +140,18 @@ fn parse_args(args: &str) -> Result<Vec<(String, String)>, RouteError> {
     Ok(out)
 }
 
+/// The `period` argument of a function taking only that one, as written.
+fn period_arg(args: Option<&str>) -> Result<Option<String>, RouteError> {
+    let mut period = None;
+    for (k, v) in parse_args(args.unwrap_or(""))? {
+        if !k.eq_ignore_ascii_case("period") {
+            return Err((400, format!("The parameter '{k}' is not in scope.")));
+        }
+        period = Some(v);
+    }
+    Ok(period)
+}
+
 fn no_args(name: &str, args: Option<&str>) -> Result<(), RouteError> {
     match args.map(str::trim) {
         None | Some("") => Ok(()),
@@ -153,18 +174,7 @@ pub(crate) fn route(version: &str, segs: &[&str]) -> Option<Result<Endpoint, Rou
                 return Some(no_args(name, args).map(|()| Endpoint::RegistrationCount));
             }
             if beta && is(name, "getCredentialUsageSummary") {
-                let args = match parse_args(args.unwrap_or("")) {
-                    Ok(a) => a,
-                    Err(e) => return Some(Err(e)),
-                };
-                let mut period = None;
-                for (k, v) in args {
-                    if !k.eq_ignore_ascii_case("period") {
-                        return Some(Err((400, format!("The parameter '{k}' is not in scope."))));
-                    }
-                    period = Some(v);
-                }
-                return Some(Ok(Endpoint::UsageSummary(period)));
+                return Some(period_arg(args).map(Endpoint::UsageSummary));
             }
             if beta && args.is_none() && is(name, "userCredentialUsageDetails") {
                 return Some(Ok(Endpoint::UsageDetails));
@@ -178,6 +188,12 @@ pub(crate) fn route(version: &str, segs: &[&str]) -> Option<Result<Endpoint, Rou
             };
             if beta && args.is_none() && is(name, "userEventsSummary") {
                 return Some(Ok(Endpoint::EventsSummary));
+            }
+            let sign_ins = is(name, "userSignInsByAuthMethodSummary");
+            if beta && (sign_ins || is(name, "userRegistrationActivity")) {
+                return Some(
+                    period_arg(args).map(|period| Endpoint::Activity { sign_ins, period }),
+                );
             }
             for daily in [DailyReport::MfaSignIns, DailyReport::PasswordEvents] {
                 if beta && args.is_none() && is(name, daily.type_and_path().1) {
@@ -407,6 +423,69 @@ pub(crate) fn handle(
                     "{{\"{item_key}\":{},\"userCount\":{n}}}",
                     json::string(name)
                 ));
+            }
+            body.push_str("]}");
+            Reply::graph(200, body)
+        }
+        Endpoint::Activity { sign_ins, period } => {
+            if let Err(r) = check_options(ctx, req.query, &["$filter"]) {
+                return r;
+            }
+            // aggregationPeriod members are lowercase (§4): `D7` is not one.
+            let days = match period.as_deref() {
+                Some("d1") => 1,
+                Some("d7") => 7,
+                Some("d30") => 30,
+                other => {
+                    return bad_request(
+                        ctx,
+                        &format!(
+                            "The parameter 'period' has an invalid value '{}': the requested enum value is not a member of 'microsoft.graph.aggregationPeriod' (d1, d7, d30).",
+                            other.unwrap_or("")
+                        ),
+                    );
+                }
+            };
+            let mut body = format!(
+                "{{\"@odata.context\":{},\"value\":[",
+                json::string(&format!(
+                    "{base}/beta/$metadata#Collection(microsoft.graph.{})",
+                    if *sign_ins {
+                        "userSignInUsageByAuthMethodActivity"
+                    } else {
+                        "userRegistrationActivitySummary"
+                    }
+                ))
+            );
+            if *sign_ins {
+                for (i, (method, n)) in family_truth::sign_ins_by_method(tenant, t, days)
+                    .iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&format!(
+                        "{{\"@odata.type\":\"#microsoft.graph.userSignInUsageByAuthMethodActivity\",\"authenticationMethod\":{},\"successActivityCount\":{n}}}",
+                        json::string(method)
+                    ));
+                }
+            } else {
+                let truth = family_truth::usage_summary(tenant, t, days);
+                for (i, ((feature, method), (ok, failed))) in truth.activities.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    let feature =
+                        masked(feature, feature == POST_SENTINEL_FEATURE, include_unknown);
+                    let method = masked(method, is_post_sentinel_method(method), include_unknown);
+                    body.push_str(&format!(
+                        "{{\"@odata.type\":\"#microsoft.graph.userRegistrationActivitySummary\",\"id\":{},\"feature\":{},\"successfulActivityCount\":{ok},\"failureActivityCount\":{failed},\"authMethod\":{}}}",
+                        json::string(&format!("d{days}-{i}")),
+                        json::string(feature),
+                        json::string(method),
+                    ));
+                }
             }
             body.push_str("]}");
             Reply::graph(200, body)

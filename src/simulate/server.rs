@@ -2,7 +2,7 @@
 //! token endpoint or the Graph routes, the headers every response carries, and the
 //! request log and counters tests read.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -288,6 +288,18 @@ impl SimServer {
     ) -> Option<super::DailyTruth> {
         let tenant = &self.state.tenants[self.tenant_index(tenant_id)?];
         super::daily::truth(tenant, report, now_unix())
+    }
+
+    /// What `userSignInsByAuthMethodSummary(period)` returns now (`period` `d1`, `d7`,
+    /// `d30`, any case): method ▸ successful sign-ins. Empty for an unknown tenant.
+    pub fn sign_ins_by_method_truth(&self, tenant_id: &str, period: &str) -> BTreeMap<String, u64> {
+        match (
+            self.tenant_now(tenant_id),
+            family_truth::period_days(period),
+        ) {
+            (Some((t, at)), Some(days)) => family_truth::sign_ins_by_method(t, at, days),
+            _ => BTreeMap::new(),
+        }
     }
 
     /// Plays the user of a delegated sign-in: approves (or, `approve = false`, declines)

@@ -1381,3 +1381,59 @@ async fn device_code_sign_in_and_refresh_token_rotation() {
     })
     .await;
 }
+
+/// Issue 15: the delegated-only activity reports refuse app tokens with Graph's 403,
+/// take only lowercase periods, and serve the truth to a signed-in user.
+#[tokio::test]
+async fn delegated_activity_reports() {
+    bounded(async {
+        let sim = start(vec![tenant(300, 6)], Faults::default()).await;
+        let addr = sim.local_addr();
+        let app = token(addr).await;
+        let sign_ins =
+            "/beta/reports/authenticationMethods/userSignInsByAuthMethodSummary(period='d7')";
+        let activity = "/beta/reports/authenticationMethods/userRegistrationActivity(period='d7')";
+        for path in [sign_ins, activity] {
+            let r = get(addr, path, &app, &[]).await;
+            assert_eq!(
+                (r.status, r.json()["error"]["code"].as_str()),
+                (403, Some("Authorization_RequestDenied")),
+                "{path}"
+            );
+        }
+        let refresh = sim
+            .mint_refresh_token(TENANT, "offline_access AuditLog.Read.All")
+            .unwrap();
+        let r = http(
+            addr,
+            "POST",
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &format!("client_id={CLIENT}&grant_type=refresh_token&refresh_token={refresh}"),
+        )
+        .await;
+        let user = r.json()["access_token"].as_str().unwrap().to_string();
+        let r = get(addr, sign_ins, &user, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let served: BTreeMap<String, u64> = r.json()["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["authenticationMethod"].as_str().unwrap().to_string(),
+                    v["successActivityCount"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(served, sim.sign_ins_by_method_truth(TENANT, "d7"));
+        let r = get(addr, activity, &user, &[PREFER]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rows = r.json()["value"].as_array().unwrap().len();
+        assert_eq!(rows, sim.usage_summary_truth(TENANT, "D7").activities.len());
+        let upper = get(addr, &activity.replace("'d7'", "'D7'"), &user, &[]).await;
+        assert_eq!(upper.status, 400, "{}", upper.body);
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -453,6 +453,9 @@ pub const FAMILY_FAMILIES: &[&str] = &[
     "entra_daily_sign_ins",
     "entra_daily_sign_ins_day_timestamp_seconds",
     "entra_daily_password_events",
+    // Issue 15: the delegated-only activity reports.
+    "entra_registration_activities",
+    "entra_sign_ins_by_method",
 ];
 
 /// What a tenant of the family tests enables.
@@ -492,7 +495,8 @@ impl FamilySetup<'_> {
 pub const ALL_REPORTS: &str = "\"user_registration_details\", \"credential_user_registration_count\", \
      \"credential_usage_summary\", \"user_credential_usage_details\", \"user_events_summary\", \
      \"users_registered_by_feature\", \"users_registered_by_method\", \
-     \"user_mfa_sign_in_summary\", \"user_password_resets_and_changes_summary\"";
+     \"user_mfa_sign_in_summary\", \"user_password_resets_and_changes_summary\", \
+     \"user_registration_activity\", \"user_sign_ins_by_auth_method_summary\"";
 
 /// The series of [`FAMILY_FAMILIES`] the simulator's truth implies, by design.md's rules.
 pub fn expected_family_series(
@@ -624,6 +628,39 @@ pub fn expected_family_series(
         }
     }
     out.extend(expected_daily_series(sim, tenant));
+    // userRegistrationActivity serves the same window counts as the legacy summary.
+    for ((feature, method), (ok, failed)) in
+        &sim.usage_summary_truth(TENANT_ID, setup.period).activities
+    {
+        for (result, n) in [("success", ok), ("failure", failed)] {
+            out.insert(
+                key(
+                    "entra_registration_activities",
+                    &[
+                        ("tenant", tenant),
+                        ("period", setup.period),
+                        ("feature", feature),
+                        ("method", method),
+                        ("result", result),
+                    ],
+                ),
+                *n as f64,
+            );
+        }
+    }
+    for (method, n) in sim.sign_ins_by_method_truth(TENANT_ID, setup.period) {
+        out.insert(
+            key(
+                "entra_sign_ins_by_method",
+                &[
+                    ("tenant", tenant),
+                    ("period", setup.period),
+                    ("method", &method),
+                ],
+            ),
+            n as f64,
+        );
+    }
     if let Some(cap) = setup.admins {
         for upn in sim.admins_without_mfa_truth(TENANT_ID).iter().take(cap) {
             out.insert(
