@@ -257,3 +257,104 @@ async fn retired_reports_warn_at_start_naming_the_successor() {
                 && l.contains("user_registration_activity"))
     );
 }
+
+/// Serving: neither the refresh token (the one written, the one rotated away) nor an
+/// access token appears on `/`, in `/metrics` (both formats) or in the trace log after
+/// a redemption. (Refusals and their messages are checked in --once above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_never_shows_a_token() {
+    tokio::time::timeout(WAIT * 2, async {
+        let sim = start_sim(300, 12, |_| {}).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("t1.token");
+        let first = sim
+            .mint_refresh_token(TENANT_ID, "offline_access AuditLog.Read.All")
+            .unwrap();
+        std::fs::write(&token_file, &first).unwrap();
+        let text = config_toml(&sim, DELEGATED, "")
+            + &format!(
+                "refresh_token_file = {:?}\n",
+                token_file.display().to_string()
+            );
+        let (_cfg, path) = config_file(&text);
+        let mut exporter = Exporter::start(
+            &[
+                "--config.file",
+                path.to_str().unwrap(),
+                "--log.level",
+                "trace",
+            ],
+            &[],
+        );
+        poll_until(&exporter.url("/-/ready"), "*/*", |s, _| s == 200).await;
+        let rotated = token_in(&token_file);
+        assert_ne!(rotated, first, "redeemed and rotated");
+        let check = |what: &str, body: &str| {
+            for t in [first.as_str(), rotated.as_str(), "sim."] {
+                assert!(!body.contains(t), "{what} shows a token ({t:.8}…)");
+            }
+        };
+        for accept in ["text/plain", "application/openmetrics-text"] {
+            let (_, body) = poll_until(&exporter.url("/metrics"), accept, |s, b| {
+                s == 200 && b.contains("entra_reported_users{")
+            })
+            .await;
+            check("/metrics", &body);
+        }
+        let (_, landing) = get(&exporter.url("/"), "text/html").await;
+        check("/", &landing);
+        exporter.terminate();
+        check("the trace log", &exporter.stderr());
+        sim.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn login_declined_exits_with_a_clear_message() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(start_sim(10, 1, |c| {
+        c.device_code_interval = Duration::from_secs(1)
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_toml(&sim, DELEGATED, "")
+        + &format!(
+            "refresh_token_file = {:?}\n",
+            dir.path().join("t").display().to_string()
+        );
+    let (_cfg, path) = config_file(&text);
+    let mut child = Command::new(binary())
+        .args([
+            "login",
+            "--config.file",
+            path.to_str().unwrap(),
+            "--tenant",
+            "t1",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(sim.decide_device_code(first.rsplit(' ').next().unwrap(), false));
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            panic!("login did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("declined (access_denied)"), "{stderr}");
+    assert!(!dir.path().join("t").exists(), "no file written");
+    rt.block_on(sim.shutdown());
+}

@@ -466,6 +466,22 @@ mod tests {
     }
 
     #[test]
+    fn delegated_scope_follows_the_cloud() {
+        for (cloud, graph) in [
+            (crate::cloud::Cloud::Global, "https://graph.microsoft.com"),
+            (
+                crate::cloud::Cloud::China,
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        ] {
+            assert_eq!(
+                delegated_scope(&cloud.scope()),
+                format!("offline_access {graph}/AuditLog.Read.All")
+            );
+        }
+    }
+
+    #[test]
     fn managed_identity_retries_outlast_an_imds_update() {
         // IMDS may answer 404/410 for ~70 s; the SDK retries for up to 72 s.
         let total: Duration = retry_delays(true).iter().sum();
