@@ -31,6 +31,25 @@ fn token_in(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap().trim().to_owned()
 }
 
+/// Waits (bounded) for `child` to exit; its status and stderr. Past the bound the child
+/// is stopped by its PID.
+fn wait_bounded(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            panic!("login did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
 /// Runs `login` for `t1`, approving the code it prints; returns its stdout.
 fn login(sim: &SimServer, config: &std::path::Path) -> String {
     let mut child = Command::new(binary())
@@ -46,7 +65,6 @@ fn login(sim: &SimServer, config: &std::path::Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a line").unwrap();
     let code = first.rsplit(' ').next().unwrap().to_owned();
@@ -59,20 +77,7 @@ fn login(sim: &SimServer, config: &std::path::Path) -> String {
     );
     assert!(sim.decide_device_code(&code, true));
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            // Stop our own child by its PID.
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("login did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = wait_bounded(&mut child);
     assert!(status.success(), "login failed: {stderr}");
     format!("{first}\n{}\n{stderr}", rest.join("\n"))
 }
@@ -340,19 +345,7 @@ fn login_declined_exits_with_a_clear_message() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(sim.decide_device_code(first.rsplit(' ').next().unwrap(), false));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            panic!("login did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = wait_bounded(&mut child);
     assert!(!status.success());
     assert!(stderr.contains("declined (access_denied)"), "{stderr}");
     assert!(!dir.path().join("t").exists(), "no file written");
