@@ -384,13 +384,52 @@ def usage_and_summary_sections(t):
             ),
             share_bars(
                 "Summary: features", (8, 10), f"Share of users for whom each feature holds, {summary} (users_registered_by_feature; delegated permission only).",
-                f"entra_summary_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
-                f'  (entra_summary_users{{{t}, report="users_registered_by_feature"}} > 0)',
+                f"entra_reported_users_with_feature{{{t}}}\n  / on (tenant, user_types, user_roles) group_left ()\n"
+                f'  (entra_reported_users{{{t}, report="users_registered_by_feature"}} > 0)',
                 "{{user_types}}/{{user_roles}} {{feature}}",
             ),
             bars(
                 "Summary: methods", (24, 10), f"Users with each method registered, {summary} (users_registered_by_method; delegated permission only).",
-                f"sort_desc(entra_summary_users_with_method{{{t}}})", "{{user_types}}/{{user_roles}} {{method}}",
+                f"sort_desc(entra_reported_users_with_method{{{t}}})", "{{user_types}}/{{user_roles}} {{method}}",
+            ),
+        ]),
+    ]
+
+
+def daily_sections(t):
+    """Issue 15: tenant-detail rows on the app-only daily reports (user_mfa_sign_in_summary,
+    user_password_resets_and_changes_summary): the newest complete UTC day of each, so
+    the lines step once a day."""
+    day = "The newest complete UTC day (entra_daily_sign_ins_day_timestamp_seconds says which), from the user_mfa_sign_in_summary report."
+    return [
+        ("Daily sign-ins and password events", [
+            # EntraMfaSignInRatioDropped watches the fall against 7 days ago, not a level:
+            # one colour.
+            share_stat(
+                "MFA share of sign-ins", (4, 8),
+                f"Share of the day's sign-ins that used multi-factor authentication (entra:mfa_sign_in:ratio). {day} EntraMfaSignInRatioDropped fires when it falls.",
+                f"entra:mfa_sign_in:ratio{{{t}}}", steps((None, "blue")), legend="MFA share",
+            ),
+            series(
+                "Daily sign-ins: single vs multi factor", (10, 8), f"Sign-ins of the day by factor. {day}",
+                f'sum by (factor) (entra_daily_sign_ins{{{t}, factor!="total"}})', "{{factor}}", stack=True,
+            ),
+            bars(
+                "Password events by kind", (10, 8),
+                "Password resets by admins, self-service resets and self-service changes on the newest complete UTC day, from the user_password_resets_and_changes_summary report.",
+                f"sum by (kind) (entra_daily_password_events{{{t}}})", "{{kind}}",
+            ),
+        ]),
+        ("Registration activity and sign-ins by method (delegated sign-in)", [
+            bars(
+                "Registration activity by method", (12, 9),
+                "Registrations and resets over the usage period (`usage_period`) by method and result, from the user_registration_activity report, the successor of credential_usage_summary. Needs the tenant's delegated sign-in (`refresh_token_file`, `entra-mfa-exporter login`).",
+                f"sort_desc(sum by (method, result) (entra_registration_activities{{{t}}}))", "{{method}} {{result}}",
+            ),
+            bars(
+                "Sign-ins by method", (12, 9),
+                "Successful sign-ins over the usage period by authentication method, from the user_sign_ins_by_auth_method_summary report. Needs the tenant's delegated sign-in (`refresh_token_file`, `entra-mfa-exporter login`).",
+                f"sort_desc(sum by (method) (entra_sign_ins_by_method{{{t}}}))", "{{method}}",
             ),
         ]),
     ]
@@ -511,6 +550,7 @@ def tenant_detail():
             ),
         ]),
         *usage_and_summary_sections(t),
+        *daily_sections(t),
     ])
 
 

@@ -53,14 +53,25 @@ impl Exporter {
             .iter()
             .map(|t| {
                 metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
+                let limiter = limiters.get(&t.tenant_id, &t.client_id, t.max_requests_per_10s);
+                let app_limiter = limiters.app(&app_identity(t), app_budget);
                 Arc::new(Tenant {
                     client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
-                        .with_rate_limiter(limiters.get(
-                            &t.tenant_id,
-                            &t.client_id,
-                            t.max_requests_per_10s,
-                        ))
-                        .with_limiter("app", limiters.app(&app_identity(t), app_budget)),
+                        .with_rate_limiter(limiter.clone())
+                        .with_limiter("app", app_limiter.clone()),
+                    // Graph paces the reports service per app per tenant, and per app
+                    // across tenants: the delegated requests share both limiters (with a
+                    // separate `public_client_id` that overcounts, which is safe).
+                    delegated: GraphClient::delegated(
+                        http.clone(),
+                        t,
+                        metrics.clone(),
+                        policy.clone(),
+                    )
+                    .map(|c| {
+                        c.with_rate_limiter(limiter)
+                            .with_limiter("app", app_limiter)
+                    }),
                     config: t.clone(),
                 })
             })

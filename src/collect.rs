@@ -34,7 +34,10 @@ pub async fn collect(
     progress: &Progress,
 ) -> Result<Snapshot, GraphError> {
     let report = kind.report();
-    let settings = tenant.report_settings();
+    let mut settings = tenant.report_settings();
+    settings.today = crate::reports::daily_summaries::utc_day(crate::families::unix_seconds(
+        SystemTime::now(),
+    ) as i64);
     let (endpoint, permission) = (report.endpoint(), report.permission());
     let mut refresh = report.start(&settings);
     let mut stats = WalkStats::default();
@@ -53,7 +56,8 @@ pub async fn collect(
             single(client, &url, endpoint, permission, &mut pages, stats.pages).await
         };
         let walked = match (walked, report.auth()) {
-            (Err(e), Auth::DelegatedOnly { alternative }) => {
+            // Without a delegated sign-in the app's token was refused: say why.
+            (Err(e), Auth::DelegatedOnly { alternative }) if tenant.delegated.is_none() => {
                 Err(e.for_delegated_only(endpoint, alternative))
             }
             (result, _) => result,

@@ -138,6 +138,26 @@ impl<'a> Families<'a> {
 }
 
 #[cfg(test)]
+impl Families<'_> {
+    /// Every sample as `name{k="v",…} value`, in order: for report tests.
+    pub(crate) fn sample_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (family, samples) in &self.families {
+            for (labels, value) in samples {
+                let labels: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let value = match value {
+                    Value::Int(v) => v.to_string(),
+                    Value::Float(v) => v.to_string(),
+                };
+                out.push(format!("{}{{{}}} {value}", family.name, labels.join(",")));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

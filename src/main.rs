@@ -36,7 +36,8 @@ struct Cli {
     #[arg(
         long = "config.file",
         env = "ENTRA_EXPORTER_CONFIG_FILE",
-        value_name = "PATH"
+        value_name = "PATH",
+        global = true
     )]
     config_file: Option<PathBuf>,
     /// Address to listen on.
@@ -129,7 +130,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the simulated Graph and token endpoints standalone.
-    Simulate(simulate::cli::SimulateArgs),
+    Simulate(Box<simulate::cli::SimulateArgs>),
+    /// Sign in as a user (device code) for the delegated-only reports of one tenant;
+    /// writes the refresh token to its refresh_token_file.
+    Login {
+        /// The tenant's `name` in the config file.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,12 +189,20 @@ fn flag_env_vars() -> Vec<String> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Simulate(args)) = cli.command {
-        simulate::cli::run(args, shutdown_signal()).await?;
+        simulate::cli::run(*args, shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Login { tenant }) = &cli.command {
+        return login(&cli, tenant).await;
     }
     let shard = Shard::new(cli.shard_index, cli.shard_count).map_err(anyhow::Error::msg)?;
     // In demo mode the simulator must be up before the config can point at it.
     let (demo, config, configured) = load_config(&cli, shard).await?;
+    // The demo's refresh-token file goes when the run ends, however it ends.
+    let _demo_token = demo.as_ref().and_then(|_| {
+        let login = config.tenants.first()?.delegated.as_ref()?;
+        Some(RemoveOnDrop(login.refresh_token_file.clone()))
+    });
     if cli.check_config {
         if shard.count > 1 {
             println!(
@@ -234,6 +250,7 @@ async fn load_config(
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    warn_retired(&config);
     let configured = config.tenants.len();
     config.tenants.retain(|t| shard.owns(&t.name));
     if shard.count > 1 {
@@ -335,9 +352,82 @@ async fn once(exporter: &Exporter, output: Option<&std::path::Path>) -> anyhow::
     })
 }
 
+/// `login --tenant NAME`: the device-code sign-in, then the refresh token written to
+/// the tenant's `refresh_token_file` (mode 0600, atomically). The token is never
+/// printed.
+async fn login(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&Sources {
+        file: cli.config_file.clone(),
+        use_env: true,
+        flag_env_vars: flag_env_vars(),
+    })?;
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.name == name)
+        .with_context(|| format!("no tenant named {name:?} in the config"))?;
+    let http = entra_mfa_exporter::graph::http_client(std::time::Duration::from_secs(60));
+    let token = entra_mfa_exporter::graph::device_code::sign_in(&http, tenant, |line| {
+        println!("{line}");
+    })
+    .await?;
+    let file = &tenant
+        .delegated
+        .as_ref()
+        .context("refresh_token_file is not set")?
+        .refresh_token_file;
+    entra_mfa_exporter::atomic_file::write_private_atomically(
+        file,
+        format!("{}\n", token.expose()).as_bytes(),
+    )
+    .with_context(|| format!("cannot write the refresh token to {}", file.display()))?;
+    println!(
+        "Signed in: the refresh token of tenant {name} is in {}",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warns once per retired report a tenant enables (design.md, "Delegated sign-in"):
+/// Microsoft's date and the successor, and which tenants use it.
+fn warn_retired(config: &Config) {
+    for kind in ReportKind::all() {
+        let Some(retired) = kind.retired() else {
+            continue;
+        };
+        let tenants: Vec<&str> = config
+            .tenants
+            .iter()
+            .filter(|t| t.reports.iter().any(|r| r.kind == kind))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !tenants.is_empty() {
+            tracing::warn!(
+                report = %kind,
+                retired = retired.date,
+                successor = retired.successor,
+                tenants = %tenants.join(","),
+                "report retired by Microsoft: it is still collected while Graph answers, but move to its successor"
+            );
+        }
+    }
+}
+
+/// A file removed when dropped (the demo's refresh token).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Starts the demo simulator and returns it with the exporter config for it.
 async fn start_demo() -> anyhow::Result<(SimServer, Config)> {
-    let sim_config = simulate::demo_config(DEMO_USERS, DEMO_SEED);
+    let mut sim_config = simulate::demo_config(DEMO_USERS, DEMO_SEED);
+    // The delegated-only reports go through a delegated sign-in, as against Graph; the
+    // demo has no user to run `login`, so the simulator mints the refresh token.
+    sim_config.tenants[0].app_only_summaries = false;
     let tenant = sim_config.tenants[0].clone();
     let sim = SimServer::start(([127, 0, 0, 1], 0).into(), sim_config)
         .await
@@ -348,11 +438,26 @@ async fn start_demo() -> anyhow::Result<(SimServer, Config)> {
         .filter(|r| r.name() != "credential_user_registration_details")
         .map(|r| format!("{:?}", r.name()))
         .collect();
+    let token = sim
+        .mint_refresh_token(&tenant.tenant_id, "offline_access AuditLog.Read.All")
+        .context("the demo simulator has no demo tenant")?;
+    let token_file = std::env::temp_dir().join(format!(
+        "entra-mfa-exporter-demo-{}.refresh-token",
+        std::process::id()
+    ));
+    entra_mfa_exporter::atomic_file::write_private_atomically(&token_file, token.as_bytes())
+        .with_context(|| {
+            format!(
+                "cannot write the demo refresh token to {}",
+                token_file.display()
+            )
+        })?;
     // The simulator's config ends inside its [[tenants]] table: the demo's keys follow.
     let text = format!(
-        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\n",
+        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\nrefresh_token_file = {}\n",
         simulate::cli::exporter_config("demo", &tenant, &sim.base_url(), None),
         reports.join(", "),
+        toml::Value::String(token_file.display().to_string()),
     );
     let config = Config::from_toml(&text)?;
     Ok((sim, config))

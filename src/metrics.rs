@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
@@ -41,6 +42,13 @@ pub struct RetryLabels {
     pub tenant: String,
     /// `throttled`, `server_error`, `timeout`, `network`, `token_expired`.
     pub reason: String,
+}
+
+/// Labels `{tenant}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// Tenant name.
+    pub tenant: String,
 }
 
 /// Labels `{tenant, result}`.
@@ -219,6 +227,11 @@ pub struct ExporterMetrics {
     pub poller_restarts: SortedFamily<ReportLabels, Counter>,
     /// `entra_exporter_limiter_wait_seconds_total`
     pub limiter_wait: SortedFamily<LimiterLabels, SecondsCounter>,
+
+    /// `entra_exporter_delegated_login_valid` (issue 15): per tenant with a
+    /// `refresh_token_file`, 1 when its refresh token was last redeemed, 0 when it is
+    /// missing, expired or revoked (`EntraDelegatedLoginExpired`).
+    pub delegated_login_valid: SortedFamily<TenantLabels, Gauge>,
 }
 
 fn request_histogram() -> Histogram {
@@ -243,6 +256,8 @@ impl ExporterMetrics {
             refreshes: SortedFamily::default(),
             poller_restarts: SortedFamily::default(),
             limiter_wait: SortedFamily::default(),
+
+            delegated_login_valid: SortedFamily::default(),
         }
     }
 
@@ -293,6 +308,11 @@ impl ExporterMetrics {
             "entra_exporter_limiter_wait_seconds",
             "Time Graph requests waited for a client-side rate limiter (`tenant`: the tenant's own budget, `app`: the budget shared by every tenant of the app)",
             self.limiter_wait.clone(),
+        );
+        registry.register(
+            "entra_exporter_delegated_login_valid",
+            "Whether the delegated sign-in of the tenant (refresh_token_file) was last redeemed: 0 when it is missing, expired or revoked and `entra-mfa-exporter login` must be run again",
+            self.delegated_login_valid.clone(),
         );
     }
 

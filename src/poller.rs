@@ -52,6 +52,19 @@ pub struct Tenant {
     pub config: TenantConfig,
     /// Its Graph client.
     pub client: GraphClient,
+    /// The client of its delegated-only reports, when it has a delegated sign-in.
+    pub delegated: Option<GraphClient>,
+}
+
+impl Tenant {
+    /// The client `report` is fetched with: a delegated-only report goes through the
+    /// delegated sign-in when there is one; everything else uses the app credential.
+    pub fn client_for(&self, report: ReportKind) -> &GraphClient {
+        match (report.auth(), &self.delegated) {
+            (crate::reports::Auth::DelegatedOnly { .. }, Some(delegated)) => delegated,
+            _ => &self.client,
+        }
+    }
 }
 
 /// The longest a refresh may run before it gives up: twice its interval, and never
@@ -134,7 +147,7 @@ pub async fn refresh(
     let deadline = refresh_deadline(&tenant.config, report);
     let progress = publisher.store.progress(name, report);
     progress.start();
-    let collecting = collect(&tenant.client, &tenant.config, report, &progress);
+    let collecting = collect(tenant.client_for(report), &tenant.config, report, &progress);
     let result = tokio::time::timeout(deadline, collecting)
         .await
         .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));

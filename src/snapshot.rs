@@ -530,9 +530,9 @@ mod tests {
                 "entra_credential_usage_activities{tenant=\"t\",period=\"D7\",feature=\"reset\",method=\"email\",result=\"failure\"} 1".to_owned(),
                 "entra_credential_usage_events{tenant=\"t\",source=\"user_events_summary\",feature=\"reset\",method=\"email\",result=\"failure\"} 2".to_owned(),
                 "entra_credential_usage_last_event_timestamp_seconds{tenant=\"t\",source=\"user_events_summary\",feature=\"reset\",result=\"failure\"} 1.5".to_owned(),
-                "entra_summary_users{tenant=\"t\",report=\"users_registered_by_feature\",user_types=\"member\",user_roles=\"admin\"} 9".to_owned(),
-                format!("entra_summary_users_with_feature{{{pair},feature=\"mfa_capable\"}} 5"),
-                format!("entra_summary_users_with_method{{{pair},method=\"password\"}} 5"),
+                "entra_reported_users{tenant=\"t\",report=\"users_registered_by_feature\",user_types=\"member\",user_roles=\"admin\"} 9".to_owned(),
+                format!("entra_reported_users_with_feature{{{pair},feature=\"mfa_capable\"}} 5"),
+                format!("entra_reported_users_with_method{{{pair},method=\"password\"}} 5"),
             ],
             "{text}"
         );

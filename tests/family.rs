@@ -60,7 +60,7 @@ async fn once_with_every_report_matches_truth() {
         }
         for (family, label, value) in [
             ("entra_credential_registration_users", "status", "passwordless_capable"),
-            ("entra_summary_users_with_feature", "feature", "mfa_registered"),
+            ("entra_reported_users_with_feature", "feature", "mfa_registered"),
             ("entra_credential_usage_events", "feature", "passwordChange"),
             ("entra_credential_usage_activities", "method", "microsoftAuthenticatorPush"),
         ] {
@@ -94,6 +94,13 @@ async fn once_with_every_report_matches_truth() {
         let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path_and_query).collect();
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUsageSummary(period='D7')"), "{paths:?}");
         assert!(paths.iter().any(|p| p == "/beta/reports/getCredentialUserRegistrationCount"));
+        // aggregationPeriod is lowercase (graph-api.md §4).
+        assert!(paths.iter().any(|p| p == "/beta/reports/authenticationMethods/userRegistrationActivity(period='d7')"), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "/beta/reports/authenticationMethods/userSignInsByAuthMethodSummary(period='d7')"));
+        // The daily reports document no query options: none is sent.
+        for daily in ["userMfaSignInSummary", "userPasswordResetsAndChangesSummary"] {
+            assert!(paths.iter().any(|p| p == &format!("/beta/reports/authenticationMethods/{daily}")), "{paths:?}");
+        }
         assert!(paths.iter().any(|p| p == "/v1.0/reports/authenticationMethods/usersRegisteredByFeature(includedUserTypes='member',includedUserRoles='privilegedAdmin')"));
         sim.shutdown().await;
     })
@@ -168,7 +175,7 @@ async fn delegated_only_summaries_fail_clearly_once_per_refresh() {
         assert!(stderr.contains("error=\"Graph refused usersRegisteredByMethod"), "{stderr}");
         let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
         assert!(series.keys().any(|(n, _)| n == "entra_users"));
-        assert!(!series.keys().any(|(n, _)| n.starts_with("entra_summary_users")));
+        assert!(!series.keys().any(|(n, _)| n.starts_with("entra_reported_users")));
         let summary_requests = |sim: &entra_mfa_exporter::simulate::SimServer| {
             sim.requests().iter().filter(|r| r.path_and_query.contains("usersRegisteredByFeature")).count()
         };

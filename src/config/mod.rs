@@ -140,6 +140,18 @@ pub struct TenantConfig {
     pub admins_without_mfa: bool,
     /// Cap on listed admins.
     pub max_listed_admins: u32,
+    /// The delegated sign-in for the delegated-only reports (`refresh_token_file`).
+    pub delegated: Option<DelegatedLogin>,
+}
+
+/// A tenant's delegated sign-in (design.md, "Delegated sign-in"): `login` writes the
+/// refresh token, the exporter redeems it and writes each rotated one back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegatedLogin {
+    /// `refresh_token_file`: mode 0600, replaced atomically.
+    pub refresh_token_file: PathBuf,
+    /// `public_client_id` (default `client_id`): the app must allow public client flows.
+    pub public_client_id: String,
 }
 
 /// The whole validated configuration.
@@ -321,6 +333,8 @@ impl TenantConfig {
             summary_user_roles: self.summary_user_roles.clone(),
             admins_without_mfa: self.admins_without_mfa,
             max_listed_admins: self.max_listed_admins,
+            // Set per refresh by collect (issue 15's daily reports).
+            today: 0,
         }
     }
 }

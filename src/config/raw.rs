@@ -110,5 +110,9 @@ with_settings! {
     struct RawTenant {
         name: Option<String>,
         tenant_id: Option<String>,
+        /// Issue 15: where `login` keeps the delegated sign-in's refresh token.
+        refresh_token_file: Option<PathBuf>,
+        /// The app (client) id of the device-code sign-in; `client_id` by default.
+        public_client_id: Option<String>,
     }
 }

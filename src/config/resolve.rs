@@ -92,6 +92,16 @@ fn tenant(
     let page_size = t.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     check_limits(max_requests_per_10s, page_size, problems);
     let summaries = summaries(t, &reports, problems);
+    let delegated = t
+        .refresh_token_file
+        .clone()
+        .map(|refresh_token_file| super::DelegatedLogin {
+            refresh_token_file,
+            public_client_id: t
+                .public_client_id
+                .clone()
+                .unwrap_or_else(|| client_id.clone()),
+        });
     Some(TenantConfig {
         name,
         tenant_id,
@@ -109,6 +119,7 @@ fn tenant(
         summary_user_roles: summaries.user_roles,
         admins_without_mfa: summaries.admins_without_mfa,
         max_listed_admins: t.max_listed_admins.unwrap_or(DEFAULT_MAX_LISTED_ADMINS),
+        delegated,
     })
 }
 

@@ -82,6 +82,10 @@ fn tenant(out: &mut String, t: &TenantConfig) {
     w.key("summary_user_roles", &t.summary_user_roles);
     w.key("admins_without_mfa", t.admins_without_mfa);
     w.key("max_listed_admins", t.max_listed_admins);
+    if let Some(d) = &t.delegated {
+        w.key("refresh_token_file", &d.refresh_token_file);
+        w.key("public_client_id", &d.public_client_id);
+    }
 }
 
 /// `auth` and the keys of its mode.

@@ -1,6 +1,9 @@
 //! Access tokens, cached and renewed before they expire, from the identity platform's
 //! v2.0 token endpoint (client secret, certificate assertion or federated token;
-//! graph-api.md §8–§9) or from a managed identity's local endpoint (§10).
+//! graph-api.md §8–§9) or from a managed identity's local endpoint (§10); and, for the
+//! delegated-only reports, a signed-in user's token redeemed from the refresh token
+//! `login` wrote (design.md, "Delegated sign-in"), whose rotated successor is written
+//! back atomically before the access token is used.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +13,8 @@ use tokio::sync::Mutex;
 use super::assertion;
 use super::error::TokenError;
 use crate::certificate::ClientCertificate;
-use crate::config::{Credential, IdentityProtocol, TenantConfig, read_secret_file};
-use crate::metrics::{ExporterMetrics, ResultLabels};
+use crate::config::{Credential, DelegatedLogin, IdentityProtocol, TenantConfig, read_secret_file};
+use crate::metrics::{ExporterMetrics, ResultLabels, TenantLabels};
 use crate::secret::Secret;
 
 /// Renew this long before expiry, capped at a fifth of the token's life so short-lived
@@ -51,6 +54,9 @@ struct TokenResponse {
     expires_in: Option<serde_json::Value>,
     #[serde(default)]
     expires_on: Option<serde_json::Value>,
+    /// Delegated grants only: the rotated refresh token.
+    #[serde(default)]
+    refresh_token: Option<Secret>,
 }
 
 /// An integer sent as a JSON number or a string of digits.
@@ -78,6 +84,15 @@ pub struct TokenSource {
     credential: Credential,
     metrics: ExporterMetrics,
     cache: Mutex<Option<Cached>>,
+    /// `Some`: a delegated source redeeming the refresh token of this sign-in.
+    delegated: Option<Delegated>,
+}
+
+/// A delegated source's sign-in: the file, and the newest refresh token this process
+/// holds (preferred over the file, so a failed write-back never sends a rotated one).
+struct Delegated {
+    login: DelegatedLogin,
+    latest: std::sync::Mutex<Option<Secret>>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -109,7 +124,32 @@ impl TokenSource {
             },
             metrics,
             cache: Mutex::new(None),
+            delegated: None,
         }
+    }
+
+    /// The delegated source of `tenant`, when it has a `refresh_token_file`: a public
+    /// client redeeming the sign-in's refresh token for `offline_access` and the
+    /// delegated `AuditLog.Read.All` of the tenant's cloud.
+    pub fn delegated(
+        http: reqwest::Client,
+        tenant: &TenantConfig,
+        metrics: ExporterMetrics,
+    ) -> Option<Self> {
+        let login = tenant.delegated.clone()?;
+        // 0 until the first redemption succeeds.
+        let _ = metrics.delegated_login_valid.get_or_create(&TenantLabels {
+            tenant: tenant.name.clone(),
+        });
+        Some(Self {
+            client_id: login.public_client_id.clone(),
+            scope: delegated_scope(&tenant.scope),
+            delegated: Some(Delegated {
+                login,
+                latest: std::sync::Mutex::new(None),
+            }),
+            ..Self::new(http, tenant, metrics)
+        })
     }
 
     /// A valid access token, from the cache or freshly requested.
@@ -128,6 +168,23 @@ impl TokenSource {
                 result: if fresh.is_ok() { "success" } else { "error" }.into(),
             })
             .inc();
+        if self.delegated.is_some() {
+            // Valid after a redemption; invalid when the sign-in itself is refused or
+            // unreadable (not for a network failure or an STS outage).
+            let valid = match &fresh {
+                Ok(_) => Some(1),
+                Err(e) if e.error == "invalid_grant" || e.error == "refresh_token_file" => Some(0),
+                Err(_) => None,
+            };
+            if let Some(v) = valid {
+                self.metrics
+                    .delegated_login_valid
+                    .get_or_create(&TenantLabels {
+                        tenant: self.tenant.clone(),
+                    })
+                    .set(v);
+            }
+        }
         let fresh = fresh?;
         *cache = Some(fresh.clone());
         Ok(fresh.token)
@@ -152,6 +209,28 @@ impl TokenSource {
             codes: vec![],
             hint: None,
         };
+        if let Some(d) = &self.delegated {
+            let held = d.latest.lock().expect("refresh token poisoned").clone();
+            let token = match held {
+                Some(t) => t,
+                None => read_secret_file(&d.login.refresh_token_file).map_err(|e| {
+                    local(
+                        "refresh_token_file",
+                        format!(
+                            "{e}; run `entra-mfa-exporter login` for tenant {}",
+                            self.tenant
+                        ),
+                    )
+                })?,
+            };
+            let fields = [
+                ("client_id", self.client_id.as_str()),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.expose()),
+                ("scope", self.scope.as_str()),
+            ];
+            return Ok(self.http.post(&self.token_url).form(&fields));
+        }
         let form = |credential: &[(&str, &str)]| {
             let mut fields = vec![
                 ("client_id", self.client_id.as_str()),
@@ -225,9 +304,25 @@ impl TokenSource {
                     let status = resp.status().as_u16();
                     let body = resp.bytes().await.map_err(|e| transport(&e))?;
                     if (200..300).contains(&status) {
-                        return parse_token(&body, started);
+                        let cached = parse_token(&body, started)?;
+                        if let Some(d) = &self.delegated {
+                            self.keep_rotated(d, &body)?;
+                        }
+                        return Ok(cached);
                     }
-                    let err = TokenError::from_response(status, &body);
+                    let mut err = TokenError::from_response(status, &body);
+                    if let Some(d) = &self.delegated
+                        && err.error == "invalid_grant"
+                    {
+                        // A new `login` may have replaced the file since: read it next time.
+                        *d.latest.lock().expect("refresh token poisoned") = None;
+                        err.description = format!(
+                            "{}; the delegated sign-in expired or was revoked: run `entra-mfa-exporter login --config.file FILE --tenant {}` again (it writes {})",
+                            err.description,
+                            self.tenant,
+                            d.login.refresh_token_file.display()
+                        );
+                    }
                     let retry = status == 429
                         || status >= 500
                         || identity && (status == 404 || status == 410);
@@ -245,6 +340,45 @@ impl TokenSource {
             tokio::time::sleep(*delay).await;
         }
     }
+}
+
+impl TokenSource {
+    /// Writes the rotated refresh token of a delegated redemption back, atomically and
+    /// mode 0600, before its access token is used: the file always holds a token that
+    /// was valid when written, never half of one.
+    fn keep_rotated(&self, d: &Delegated, body: &[u8]) -> Result<(), TokenError> {
+        let Ok(TokenResponse {
+            refresh_token: Some(rotated),
+            ..
+        }) = serde_json::from_slice::<TokenResponse>(body)
+        else {
+            // No rotation: the held token stays valid.
+            return Ok(());
+        };
+        *d.latest.lock().expect("refresh token poisoned") = Some(rotated.clone());
+        let path = &d.login.refresh_token_file;
+        crate::atomic_file::write_private_atomically(path, format!("{}\n", rotated.expose()).as_bytes())
+            .map_err(|e| TokenError {
+                status: 0,
+                error: "refresh_token_file".into(),
+                description: format!(
+                    "cannot write the rotated refresh token to {}: {e} (this process keeps using it; a restart will need `login` again)",
+                    path.display()
+                ),
+                codes: vec![],
+                hint: None,
+            })
+    }
+}
+
+/// The scope of a delegated sign-in: `offline_access` (for a refresh token) and the
+/// delegated `AuditLog.Read.All` of the cloud's Graph, whose `.default` scope is
+/// `app_scope`.
+pub fn delegated_scope(app_scope: &str) -> String {
+    format!(
+        "offline_access {}/AuditLog.Read.All",
+        app_scope.trim_end_matches("/.default")
+    )
 }
 
 /// The waits between attempts of a token request; one attempt more than waits.
@@ -329,6 +463,22 @@ mod tests {
         assert_eq!(value, "hdr-secret");
         assert!(value.is_sensitive());
         assert!(!format!("{request:?}").contains("hdr-secret"));
+    }
+
+    #[test]
+    fn delegated_scope_follows_the_cloud() {
+        for (cloud, graph) in [
+            (crate::cloud::Cloud::Global, "https://graph.microsoft.com"),
+            (
+                crate::cloud::Cloud::China,
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        ] {
+            assert_eq!(
+                delegated_scope(&cloud.scope()),
+                format!("offline_access {graph}/AuditLog.Read.All")
+            );
+        }
     }
 
     #[test]

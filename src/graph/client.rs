@@ -92,6 +92,21 @@ impl GraphClient {
         )
     }
 
+    /// The client of `tenant`'s delegated-only reports, when it has a delegated sign-in
+    /// (`refresh_token_file`): the same pacing (share the limiter), a user's token.
+    pub fn delegated(
+        http: reqwest::Client,
+        tenant: &TenantConfig,
+        metrics: ExporterMetrics,
+        policy: RetryPolicy,
+    ) -> Option<Self> {
+        let auth = TokenSource::delegated(http.clone(), tenant, metrics.clone())?;
+        Some(Self {
+            auth,
+            ..Self::new(http, tenant, metrics, policy)
+        })
+    }
+
     /// Uses `limiter` as the tenant's instead: every config entry of one (app, tenant)
     /// must share one, because Graph counts their requests together.
     pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {

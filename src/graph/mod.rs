@@ -4,6 +4,7 @@
 pub mod assertion;
 pub mod auth;
 pub mod client;
+pub mod device_code;
 pub mod error;
 pub mod paging;
 pub mod ratelimit;

@@ -41,6 +41,13 @@ impl Report for CredentialUsageSummary {
         "/beta/reports/getCredentialUsageSummary"
     }
 
+    fn retired(&self) -> Option<super::Retirement> {
+        Some(super::Retirement {
+            date: "2025-08-01",
+            successor: "user_registration_activity (delegated only)",
+        })
+    }
+
     fn permission(&self) -> &'static str {
         "Reports.Read.All"
     }
@@ -92,22 +99,7 @@ pub struct UsageActivities {
 
 impl ReportData for UsageActivities {
     fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
-        let id = out.id(&ACTIVITIES);
-        for ((feature, method), (ok, failed)) in &self.counts.activities {
-            for (result, n) in [("success", *ok), ("failure", *failed)] {
-                out.push(
-                    id,
-                    vec![
-                        ("tenant", tenant),
-                        ("period", &self.period),
-                        ("feature", feature),
-                        ("method", method),
-                        ("result", result),
-                    ],
-                    n,
-                );
-            }
-        }
+        encode_activities(&ACTIVITIES, tenant, &self.period, &self.counts, out);
     }
 
     fn store(&self) -> serde_json::Value {
@@ -150,6 +142,33 @@ pub struct UsageActivityCounts {
     /// post-sentinel methods both sent as `unknownFutureValue`) are added up.
     #[serde(with = "crate::util::map_as_pairs")]
     pub activities: BTreeMap<(String, String), (u64, u64)>,
+}
+
+/// The samples of `family{period,feature,method,result}`: this report's, and its
+/// successor `user_registration_activity`'s.
+pub fn encode_activities<'a>(
+    family: &'static Family,
+    tenant: &'a str,
+    period: &'a str,
+    counts: &'a UsageActivityCounts,
+    out: &mut Families<'a>,
+) {
+    let id = out.id(family);
+    for ((feature, method), (ok, failed)) in &counts.activities {
+        for (result, n) in [("success", *ok), ("failure", *failed)] {
+            out.push(
+                id,
+                vec![
+                    ("tenant", tenant),
+                    ("period", period),
+                    ("feature", feature),
+                    ("method", method),
+                    ("result", result),
+                ],
+                n,
+            );
+        }
+    }
 }
 
 /// Folds rows of this report.

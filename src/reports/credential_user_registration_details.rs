@@ -30,6 +30,13 @@ impl Report for CredentialUserRegistrationDetails {
         "/beta/reports/credentialUserRegistrationDetails"
     }
 
+    fn retired(&self) -> Option<super::Retirement> {
+        Some(super::Retirement {
+            date: "2024-06-30",
+            successor: "user_registration_details",
+        })
+    }
+
     fn permission(&self) -> &'static str {
         "Reports.Read.All"
     }

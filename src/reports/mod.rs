@@ -22,6 +22,8 @@
 pub mod credential_usage_summary;
 pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
+pub mod daily_summaries;
+pub mod delegated_activity;
 pub mod registration;
 pub mod row;
 pub mod strength;
@@ -47,6 +49,12 @@ pub static REGISTRY: &[&dyn Report] = &[
     &user_credential_usage_details::EVENTS_SUMMARY,
     &users_registered_by_feature::REPORT,
     &users_registered_by_method::REPORT,
+    // Issue 15: the app-only daily successors.
+    &daily_summaries::MFA_SIGN_INS,
+    &daily_summaries::PASSWORD_RESETS,
+    // Issue 15: the delegated-only activity reports.
+    &delegated_activity::REGISTRATION_ACTIVITY,
+    &delegated_activity::SIGN_INS,
 ];
 
 /// Everything the exporter knows about one report.
@@ -73,6 +81,11 @@ pub trait Report: Sync {
     /// tenant may enable at most one.
     fn is_registration_source(&self) -> bool {
         false
+    }
+    /// Issue 15: `Some(retirement)` for a report Microsoft has retired. It stays
+    /// supported (tenants and proxies may still serve it); the exporter warns at start.
+    fn retired(&self) -> Option<Retirement> {
+        None
     }
     /// The families the report's data feeds, in exposition order.
     fn families(&self) -> &'static [&'static Family];
@@ -116,6 +129,15 @@ impl<F: Fold + Send> Refresh for Folding<F> {
     }
 }
 
+/// When Microsoft retired a report, and what replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retirement {
+    /// The date Microsoft gave, `YYYY-MM-DD`.
+    pub date: &'static str,
+    /// The successor's config name (and how it differs, e.g. delegated only).
+    pub successor: &'static str,
+}
+
 /// Which tokens Graph serves a report to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
@@ -156,6 +178,10 @@ pub struct Settings {
     pub admins_without_mfa: bool,
     /// At most this many listed admins.
     pub max_listed_admins: u32,
+    /// The UTC day (days since the Unix epoch) the refresh started on: the daily
+    /// reports' "today", whose row is partial. Set by [`crate::collect`] from the clock
+    /// (the reports read none); 0 outside a refresh.
+    pub today: i64,
 }
 
 /// One refresh in progress: takes every response body, then yields the data.
@@ -350,6 +376,10 @@ mod tests {
                 "user_events_summary",
                 "users_registered_by_feature",
                 "users_registered_by_method",
+                "user_mfa_sign_in_summary",
+                "user_password_resets_and_changes_summary",
+                "user_registration_activity",
+                "user_sign_ins_by_auth_method_summary",
             ]
         );
         for r in ReportKind::all() {
@@ -400,6 +430,33 @@ mod tests {
             ]
         );
         assert!(ReportKind::all().all(|r| r.offered_in(Cloud::Global)));
+    }
+
+    #[test]
+    fn retired_reports_name_their_successor() {
+        let retired: Vec<_> = ReportKind::all()
+            .filter_map(|r| r.retired().map(|x| (r.name(), x.date, x.successor)))
+            .collect();
+        assert_eq!(
+            retired,
+            [
+                (
+                    "credential_user_registration_details",
+                    "2024-06-30",
+                    "user_registration_details"
+                ),
+                (
+                    "credential_usage_summary",
+                    "2025-08-01",
+                    "user_registration_activity (delegated only)"
+                ),
+                (
+                    "user_credential_usage_details",
+                    "2025-08-01",
+                    "user_events_summary"
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -74,6 +74,14 @@ impl Report for UsageEventsReport {
         self.path
     }
 
+    /// The legacy report only (its successor shares this type).
+    fn retired(&self) -> Option<super::Retirement> {
+        self.global_only.then_some(super::Retirement {
+            date: "2025-08-01",
+            successor: "user_events_summary",
+        })
+    }
+
     fn permission(&self) -> &'static str {
         self.permission
     }

@@ -15,9 +15,9 @@ use crate::odata::{PageError, PageInfo};
 
 const TAG: &str = "Summary";
 
-/// `entra_summary_users`, fed by both reports (`report` says which).
-pub static SUMMARY_USERS: Family = Family::gauge(
-    "entra_summary_users",
+/// `entra_reported_users`, fed by both reports (`report` says which).
+pub static REPORTED_USERS: Family = Family::gauge(
+    "entra_reported_users",
     "Users matching the queried user types and roles (usersRegisteredByFeature / usersRegisteredByMethod).",
 );
 
@@ -30,7 +30,7 @@ pub struct SummaryReport {
     pub path: &'static str,
     /// Parses one function result.
     pub parse: fn(&[u8]) -> Result<Summary, serde_json::Error>,
-    /// The family of its per-name counts, in exposition order after `entra_summary_users`.
+    /// The family of its per-name counts, in exposition order after `entra_reported_users`.
     pub families: &'static [&'static Family; 2],
     /// The label of the counted name: `feature` or `method`.
     pub key: &'static str,
@@ -139,7 +139,7 @@ impl Refresh for SummaryRefresh {
 /// What a refresh stores: the results per pair, and which report made them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryData {
-    /// The report's name (the `report` label of `entra_summary_users`).
+    /// The report's name (the `report` label of `entra_reported_users`).
     pub report: &'static str,
     /// The family of the per-name counts.
     pub family: &'static Family,
@@ -151,7 +151,7 @@ pub struct SummaryData {
 
 impl ReportData for SummaryData {
     fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
-        let [users, family] = [&SUMMARY_USERS, self.family].map(|f| out.id(f));
+        let [users, family] = [&REPORTED_USERS, self.family].map(|f| out.id(f));
         for ((types, roles), s) in &self.counts.summaries {
             let pair = [
                 ("tenant", tenant),

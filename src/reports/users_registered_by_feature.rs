@@ -1,7 +1,7 @@
 //! `users_registered_by_feature`: v1.0 `usersRegisteredByFeature(includedUserTypes,
 //! includedUserRoles)` (graph-api.md §3), a `userRegistrationFeatureSummary`. Feeds
-//! `entra_summary_users{report="users_registered_by_feature"}` and
-//! `entra_summary_users_with_feature` (feature in snake_case).
+//! `entra_reported_users{report="users_registered_by_feature"}` and
+//! `entra_reported_users_with_feature` (feature in snake_case).
 //!
 //! Microsoft documents it as delegated-only; with the app-only token this exporter uses,
 //! Graph answers 403 and the refresh fails with a message saying so (see `collect`).
@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 use super::snake_case;
-use super::users_registered_by::{SUMMARY_USERS, Summary, SummaryReport, parse_object, summarize};
+use super::users_registered_by::{REPORTED_USERS, Summary, SummaryReport, parse_object, summarize};
 use crate::families::Family;
 
 /// The report.
@@ -17,13 +17,13 @@ pub static REPORT: SummaryReport = SummaryReport {
     name: "users_registered_by_feature",
     path: "/v1.0/reports/authenticationMethods/usersRegisteredByFeature",
     parse,
-    families: &[&SUMMARY_USERS, &WITH_FEATURE],
+    families: &[&REPORTED_USERS, &WITH_FEATURE],
     key: "feature",
     alternative: "entra_users_with_feature",
 };
 
 static WITH_FEATURE: Family = Family::gauge(
-    "entra_summary_users_with_feature",
+    "entra_reported_users_with_feature",
     "Users for whom the feature holds, per queried user types and roles (usersRegisteredByFeature).",
 );
 

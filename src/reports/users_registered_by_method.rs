@@ -1,13 +1,13 @@
 //! `users_registered_by_method`: v1.0 `usersRegisteredByMethod(includedUserTypes,
 //! includedUserRoles)` (graph-api.md §3), a `userRegistrationMethodSummary`. Feeds
-//! `entra_summary_users{report="users_registered_by_method"}` and
-//! `entra_summary_users_with_method` (method as Graph sends it: an open string set).
+//! `entra_reported_users{report="users_registered_by_method"}` and
+//! `entra_reported_users_with_method` (method as Graph sends it: an open string set).
 //!
 //! Delegated-only per Microsoft, like `users_registered_by_feature`.
 
 use serde::Deserialize;
 
-use super::users_registered_by::{SUMMARY_USERS, Summary, SummaryReport, parse_object, summarize};
+use super::users_registered_by::{REPORTED_USERS, Summary, SummaryReport, parse_object, summarize};
 use crate::families::Family;
 
 /// The report.
@@ -15,13 +15,13 @@ pub static REPORT: SummaryReport = SummaryReport {
     name: "users_registered_by_method",
     path: "/v1.0/reports/authenticationMethods/usersRegisteredByMethod",
     parse,
-    families: &[&SUMMARY_USERS, &WITH_METHOD],
+    families: &[&REPORTED_USERS, &WITH_METHOD],
     key: "method",
     alternative: "entra_users_with_method",
 };
 
 static WITH_METHOD: Family = Family::gauge(
-    "entra_summary_users_with_method",
+    "entra_reported_users_with_method",
     "Users with the method registered, per queried user types and roles (usersRegisteredByMethod).",
 );
 

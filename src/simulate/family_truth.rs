@@ -159,6 +159,39 @@ pub(crate) fn usage_events(tenant: &Tenant, t: i64) -> UsageEventsTruth {
     truth
 }
 
+/// The `authenticationMethod` strings of §4.5's sample, which
+/// `userSignInsByAuthMethodSummary` reports.
+pub(crate) const SIGN_IN_METHODS: [&str; 8] = [
+    "password",
+    "sms",
+    "mobilePhone",
+    "microsoftAuthenticatorPush",
+    "microsoftAuthenticatorPasswordless",
+    "windowsHelloForBusiness",
+    "fido2SecurityKey",
+    "passKeyDeviceBound",
+];
+
+/// `userSignInsByAuthMethodSummary(period)`: successful sign-ins per method over
+/// `days`, about one a day per user spread over the methods; zeros included.
+pub(crate) fn sign_ins_by_method(tenant: &Tenant, t: i64, days: i64) -> BTreeMap<String, u64> {
+    let day = t.div_euclid(86_400) as u64;
+    SIGN_IN_METHODS
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let share =
+                (super::rng::hash3(tenant.seed, day * 16 + i as u64, 0x51_9e) % 100) as f64 / 400.0;
+            let n = if i == 2 {
+                0
+            } else {
+                (tenant.users as f64 * days as f64 * share).round() as u64
+            };
+            ((*m).to_string(), n)
+        })
+        .collect()
+}
+
 /// `None` when `types` or `roles` is not a member of its enum.
 pub(crate) fn summary(
     tenant: &Tenant,

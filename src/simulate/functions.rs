@@ -9,7 +9,8 @@
 //! parameters in any order, and enum literals plain (`'all'`) or qualified
 //! (`microsoft.graph.includedUserTypes'all'`).
 
-use super::dates::now_unix;
+use super::daily::{self, DailyReport};
+use super::dates::{now_unix, odata_datetime};
 use super::events::{
     POST_SENTINEL_FEATURE, event, event_count, is_post_sentinel_method, masked, write_event,
 };
@@ -34,6 +35,16 @@ pub(crate) enum Endpoint {
     UsageDetails,
     /// beta `reports/authenticationMethods/userEventsSummary`.
     EventsSummary,
+    /// beta `reports/authenticationMethods/userMfaSignInSummary` or
+    /// `userPasswordResetsAndChangesSummary` (§4.2, §4.3).
+    Daily(DailyReport),
+    /// beta `authenticationMethods/userRegistrationActivity(period=…)` (§4.4) or
+    /// `userSignInsByAuthMethodSummary(period=…)` (§4.5): delegated only; the period as
+    /// written.
+    Activity {
+        sign_ins: bool,
+        period: Option<String>,
+    },
     /// `reports/authenticationMethods/usersRegisteredBy{Feature,Method}(…)`.
     Summary {
         by: SummaryBy,
@@ -48,20 +59,24 @@ impl Endpoint {
     /// The application permission Graph checks (graph-api.md §6.1).
     pub(crate) fn permission(&self) -> &'static str {
         match self {
-            Self::EventsSummary | Self::Summary { .. } => "AuditLog.Read.All",
+            Self::EventsSummary | Self::Summary { .. } | Self::Daily(_) | Self::Activity { .. } => {
+                "AuditLog.Read.All"
+            }
             _ => "Reports.Read.All",
         }
     }
 
     /// Whether Microsoft documents it as delegated-only (graph-api.md §3.6).
     pub(crate) fn is_delegated_only(&self) -> bool {
-        matches!(self, Self::Summary { .. })
+        matches!(self, Self::Summary { .. } | Self::Activity { .. })
     }
 
     /// Skiptoken tag of the paged endpoints (distinct from the registration reports').
     fn tag(&self) -> u8 {
         match self {
             Self::UsageDetails => 10,
+            Self::Daily(DailyReport::MfaSignIns) => 12,
+            Self::Daily(DailyReport::PasswordEvents) => 13,
             _ => 11,
         }
     }
@@ -125,6 +140,18 @@ fn parse_args(args: &str) -> Result<Vec<(String, String)>, RouteError> {
     Ok(out)
 }
 
+/// The `period` argument of a function taking only that one, as written.
+fn period_arg(args: Option<&str>) -> Result<Option<String>, RouteError> {
+    let mut period = None;
+    for (k, v) in parse_args(args.unwrap_or(""))? {
+        if !k.eq_ignore_ascii_case("period") {
+            return Err((400, format!("The parameter '{k}' is not in scope.")));
+        }
+        period = Some(v);
+    }
+    Ok(period)
+}
+
 fn no_args(name: &str, args: Option<&str>) -> Result<(), RouteError> {
     match args.map(str::trim) {
         None | Some("") => Ok(()),
@@ -147,18 +174,7 @@ pub(crate) fn route(version: &str, segs: &[&str]) -> Option<Result<Endpoint, Rou
                 return Some(no_args(name, args).map(|()| Endpoint::RegistrationCount));
             }
             if beta && is(name, "getCredentialUsageSummary") {
-                let args = match parse_args(args.unwrap_or("")) {
-                    Ok(a) => a,
-                    Err(e) => return Some(Err(e)),
-                };
-                let mut period = None;
-                for (k, v) in args {
-                    if !k.eq_ignore_ascii_case("period") {
-                        return Some(Err((400, format!("The parameter '{k}' is not in scope."))));
-                    }
-                    period = Some(v);
-                }
-                return Some(Ok(Endpoint::UsageSummary(period)));
+                return Some(period_arg(args).map(Endpoint::UsageSummary));
             }
             if beta && args.is_none() && is(name, "userCredentialUsageDetails") {
                 return Some(Ok(Endpoint::UsageDetails));
@@ -172,6 +188,17 @@ pub(crate) fn route(version: &str, segs: &[&str]) -> Option<Result<Endpoint, Rou
             };
             if beta && args.is_none() && is(name, "userEventsSummary") {
                 return Some(Ok(Endpoint::EventsSummary));
+            }
+            let sign_ins = is(name, "userSignInsByAuthMethodSummary");
+            if beta && (sign_ins || is(name, "userRegistrationActivity")) {
+                return Some(
+                    period_arg(args).map(|period| Endpoint::Activity { sign_ins, period }),
+                );
+            }
+            for daily in [DailyReport::MfaSignIns, DailyReport::PasswordEvents] {
+                if beta && args.is_none() && is(name, daily.type_and_path().1) {
+                    return Some(Ok(Endpoint::Daily(daily)));
+                }
             }
             let by = if is(name, "usersRegisteredByFeature") {
                 SummaryBy::Feature
@@ -400,6 +427,72 @@ pub(crate) fn handle(
             body.push_str("]}");
             Reply::graph(200, body)
         }
+        Endpoint::Activity { sign_ins, period } => {
+            if let Err(r) = check_options(ctx, req.query, &["$filter"]) {
+                return r;
+            }
+            // aggregationPeriod members are lowercase (§4): `D7` is not one.
+            let days = match period.as_deref() {
+                Some("d1") => 1,
+                Some("d7") => 7,
+                Some("d30") => 30,
+                other => {
+                    return bad_request(
+                        ctx,
+                        &format!(
+                            "The parameter 'period' has an invalid value '{}': the requested enum value is not a member of 'microsoft.graph.aggregationPeriod' (d1, d7, d30).",
+                            other.unwrap_or("")
+                        ),
+                    );
+                }
+            };
+            let mut body = format!(
+                "{{\"@odata.context\":{},\"value\":[",
+                json::string(&format!(
+                    "{base}/beta/$metadata#Collection(microsoft.graph.{})",
+                    if *sign_ins {
+                        "userSignInUsageByAuthMethodActivity"
+                    } else {
+                        "userRegistrationActivitySummary"
+                    }
+                ))
+            );
+            if *sign_ins {
+                for (i, (method, n)) in family_truth::sign_ins_by_method(tenant, t, days)
+                    .iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&format!(
+                        "{{\"@odata.type\":\"#microsoft.graph.userSignInUsageByAuthMethodActivity\",\"authenticationMethod\":{},\"successActivityCount\":{n}}}",
+                        json::string(method)
+                    ));
+                }
+            } else {
+                let truth = family_truth::usage_summary(tenant, t, days);
+                for (i, ((feature, method), (ok, failed))) in truth.activities.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    let feature =
+                        masked(feature, feature == POST_SENTINEL_FEATURE, include_unknown);
+                    let method = masked(method, is_post_sentinel_method(method), include_unknown);
+                    body.push_str(&format!(
+                        "{{\"@odata.type\":\"#microsoft.graph.userRegistrationActivitySummary\",\"id\":{},\"feature\":{},\"successfulActivityCount\":{ok},\"failureActivityCount\":{failed},\"authMethod\":{}}}",
+                        json::string(&format!("d{days}-{i}")),
+                        json::string(feature),
+                        json::string(method),
+                    ));
+                }
+            }
+            body.push_str("]}");
+            Reply::graph(200, body)
+        }
+        Endpoint::Daily(daily) => {
+            daily_page(state, ctx, req, tenant_index, *daily, endpoint, &base)
+        }
         Endpoint::UsageDetails | Endpoint::EventsSummary => events_page(
             state,
             ctx,
@@ -410,6 +503,86 @@ pub(crate) fn handle(
             &base,
         ),
     }
+}
+
+/// A page of a daily report (§4.2, §4.3): no query options but the next link's
+/// `$skiptoken` (the docs list none; `$filter` on the password counts is not played).
+/// The skiptoken carries the walk's start time, so both pages see the same today.
+fn daily_page(
+    state: &State,
+    ctx: &Ctx,
+    req: &Incoming<'_>,
+    tenant_index: usize,
+    report: DailyReport,
+    endpoint: &Endpoint,
+    base: &str,
+) -> Reply {
+    let seed = state.config.tenants[tenant_index].seed;
+    let tenant = &state.tenants[tenant_index];
+    let pairs = match check_options(ctx, req.query, &["$skiptoken"]) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let skiptoken = pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("$skiptoken"))
+        .map(|(_, v)| v.as_str());
+    let (offset, now) = match skiptoken {
+        Some(text) => match decode_skiptoken(seed, endpoint.tag(), text, "") {
+            Some(s) => (s.offset as usize, s.dataset_time),
+            None => {
+                return bad_request(
+                    ctx,
+                    "Invalid $skiptoken: the token is malformed or was not issued for this query.",
+                );
+            }
+        },
+        None => (0, now_unix()),
+    };
+    let rows = daily::rows(tenant, report, now);
+    let first = daily::first_page_len(tenant, report, now, rows.len());
+    let (from, to) = if offset == 0 {
+        (0, first)
+    } else {
+        (offset.min(rows.len()), rows.len())
+    };
+    let (type_name, path) = report.type_and_path();
+    let mut body = String::with_capacity(256 + rows.len() * 256);
+    body.push('{');
+    push_key(&mut body, "@odata.context");
+    push_str(
+        &mut body,
+        &format!("{base}/beta/$metadata#reports/authenticationMethods/{path}"),
+        false,
+    );
+    if to < rows.len() {
+        let token = encode_skiptoken(seed, endpoint.tag(), to as u64, now, "");
+        body.push(',');
+        push_key(&mut body, "@odata.nextLink");
+        push_str(
+            &mut body,
+            &format!("{base}{}?$skiptoken={token}", req.raw_path),
+            false,
+        );
+    }
+    body.push_str(",\"value\":[");
+    for (i, row) in rows[from..to].iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            "{{\"@odata.type\":\"#microsoft.graph.{type_name}\",\"id\":{},\"{}\":{}",
+            json::string(&format!("{:08x}-{}", seed as u32, row.day)),
+            report.date_name(),
+            json::string(&odata_datetime(row.at, None)),
+        ));
+        for (name, n) in report.count_names().iter().zip(row.counts) {
+            body.push_str(&format!(",\"{name}\":{n}"));
+        }
+        body.push('}');
+    }
+    body.push_str("]}");
+    Reply::graph(200, body)
 }
 
 /// `feature eq 'registration'` (any case, optional spaces) ▸ `registration`.

@@ -229,6 +229,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     // the generic directory refusal.
     if let Route::Family { endpoint, .. } = &route
         && endpoint.is_delegated_only()
+        && !grant.delegated
         && !state.config.tenants[grant.tenant].app_only_summaries
     {
         return error(

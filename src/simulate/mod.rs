@@ -21,7 +21,9 @@ mod assertion;
 mod base64url;
 mod body;
 pub mod cli;
+mod daily;
 mod dates;
+mod delegated;
 mod events;
 mod family_truth;
 mod faults;
@@ -44,6 +46,8 @@ mod tests;
 use std::time::Duration;
 
 pub use assertion::{FEDERATED_AUDIENCE, FEDERATED_ISSUER};
+pub use daily::{DailyReport, DailyTruth};
+pub use delegated::RefreshStatus;
 pub use family_truth::{
     RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
 };
@@ -81,6 +85,11 @@ pub struct SimConfig {
     pub system_identity_tenant: Option<String>,
     /// The `X-IDENTITY-HEADER` value the App Service-style endpoint requires.
     pub identity_header: String,
+    /// Device codes (delegated sign-in): how long one is valid (Entra: 15 min) and the
+    /// polling interval it asks for (Entra: 5 s).
+    pub device_code_lifetime: Duration,
+    /// See `device_code_lifetime`.
+    pub device_code_interval: Duration,
 }
 
 impl Default for SimConfig {
@@ -91,6 +100,8 @@ impl Default for SimConfig {
             token_lifetime: Duration::from_secs(3599),
             system_identity_tenant: None,
             identity_header: DEFAULT_IDENTITY_HEADER.to_owned(),
+            device_code_lifetime: Duration::from_secs(900),
+            device_code_interval: Duration::from_secs(5),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! token endpoint or the Graph routes, the headers every response carries, and the
 //! request log and counters tests read.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -283,6 +283,55 @@ impl SimServer {
         family_truth::summary(t, at, by, types, roles)
     }
 
+    /// The newest complete day of a daily report a walk started now shows; `None` for
+    /// an unknown tenant or when no complete day is served.
+    pub fn daily_truth(
+        &self,
+        tenant_id: &str,
+        report: super::DailyReport,
+    ) -> Option<super::DailyTruth> {
+        let tenant = &self.state.tenants[self.tenant_index(tenant_id)?];
+        super::daily::truth(tenant, report, now_unix())
+    }
+
+    /// What `userSignInsByAuthMethodSummary(period)` returns now (`period` `d1`, `d7`,
+    /// `d30`, any case): method ▸ successful sign-ins. Empty for an unknown tenant.
+    pub fn sign_ins_by_method_truth(&self, tenant_id: &str, period: &str) -> BTreeMap<String, u64> {
+        match (
+            self.tenant_now(tenant_id),
+            family_truth::period_days(period),
+        ) {
+            (Some((t, at)), Some(days)) => family_truth::sign_ins_by_method(t, at, days),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Plays the user of a delegated sign-in: approves (or, `approve = false`, declines)
+    /// the device code showing `user_code`. `false` when no pending code has it.
+    pub fn decide_device_code(&self, user_code: &str, approve: bool) -> bool {
+        self.state.tokens.delegated.decide(user_code, approve)
+    }
+
+    /// A refresh token for `tenant_id` as if its user had signed in with `scope` (for
+    /// `--demo`, which runs without a login step). `None` for an unknown tenant.
+    pub fn mint_refresh_token(&self, tenant_id: &str, scope: &str) -> Option<String> {
+        let index = self.tenant_index(tenant_id)?;
+        let client = &self.state.config.tenants[index].client_id;
+        Some(self.state.tokens.delegated.mint(index, client, scope))
+    }
+
+    /// Revokes every refresh token of `tenant_id` (the user's sessions revoked); returns
+    /// how many were still redeemable.
+    pub fn revoke_refresh_tokens(&self, tenant_id: &str) -> usize {
+        self.tenant_index(tenant_id)
+            .map_or(0, |i| self.state.tokens.delegated.revoke(i))
+    }
+
+    /// Where a refresh token stands; `None` when never issued.
+    pub fn refresh_token_status(&self, token: &str) -> Option<super::RefreshStatus> {
+        self.state.tokens.delegated.status(token)
+    }
+
     /// User principal names of the admins (`isAdmin` true) who are not MFA capable,
     /// sorted.
     pub fn admins_without_mfa_truth(&self, tenant_id: &str) -> Vec<String> {
@@ -394,12 +443,17 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 
 /// `["contoso.example", "oauth2", "v2.0", "token"]` -> the tenant segment.
 fn token_tenant(path: &str) -> Option<&str> {
+    sts_tenant(path, "token")
+}
+
+/// The tenant segment of `/{tenant}/oauth2/v2.0/{endpoint}`.
+fn sts_tenant<'a>(path: &'a str, endpoint: &str) -> Option<&'a str> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         [tenant, o, v, t]
             if o.eq_ignore_ascii_case("oauth2")
                 && v.eq_ignore_ascii_case("v2.0")
-                && t.eq_ignore_ascii_case("token") =>
+                && t.eq_ignore_ascii_case(endpoint) =>
         {
             Some(tenant)
         }
@@ -424,7 +478,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
     };
     let path = super::query::percent_decode(uri.path());
     let is_identity = super::identity::is_identity_path(&path);
-    let is_token = token_tenant(&path).is_some() || is_identity;
+    let device_tenant = sts_tenant(&path, "devicecode");
+    let is_token = token_tenant(&path).is_some() || is_identity || device_tenant.is_some();
     let mut scope = None;
     let reply = if is_identity {
         if method != Method::GET {
@@ -437,6 +492,27 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<SimBody> {
                 uri.query(),
                 header(&req, "metadata").as_deref(),
                 header(&req, "x-identity-header").as_deref(),
+            )
+        }
+    } else if let Some(tenant) = device_tenant {
+        if method != Method::POST {
+            Reply::sts(405, String::new()).with("allow", "POST".into())
+        } else {
+            let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            token::device_code(
+                &state.config.tenants,
+                &state.tokens,
+                &state.base_url,
+                tenant,
+                &body,
+                state.config.device_code_lifetime,
+                state.config.device_code_interval,
             )
         }
     } else if let Some(tenant) = token_tenant(&path) {

@@ -1332,3 +1332,190 @@ async fn sliding_window_limit_per_app_across_tenants() {
     })
     .await;
 }
+
+/// Issue 15: the daily reports walk (over two pages on some seeds), recount from JSON
+/// alone to the truth, refuse `$top`, and never serve today's row as complete.
+#[tokio::test]
+async fn daily_reports_recount_to_truth() {
+    bounded(async {
+        let tenants: Vec<SimTenant> = (0..8)
+            .map(|seed| SimTenant::new(format!("d{seed}.example"), CLIENT, SECRET, 500, seed))
+            .collect();
+        let sim = start(tenants, Faults::default()).await;
+        let mut split = 0;
+        for seed in 0..8u64 {
+            let tenant = format!("d{seed}.example");
+            let r = token_for(sim.local_addr(), &tenant, CLIENT, SECRET).await;
+            let token = r.json()["access_token"].as_str().unwrap().to_string();
+            for (report, path, date, names) in [
+                (
+                    DailyReport::MfaSignIns,
+                    "userMfaSignInSummary",
+                    "createdDateTime",
+                    ["multiFactorSignIns", "singleFactorSignIns", "totalSignIns"],
+                ),
+                (
+                    DailyReport::PasswordEvents,
+                    "userPasswordResetsAndChangesSummary",
+                    "aggregatedDateTime",
+                    [
+                        "passwordResetsByAdminCount",
+                        "passwordResetsSelfServiceCount",
+                        "changePasswordSelfServiceCount",
+                    ],
+                ),
+            ] {
+                let url = format!("/beta/reports/authenticationMethods/{path}");
+                let pages = walk(&sim, &url, &token, &[]).await;
+                split += usize::from(pages.len() > 1);
+                let today = dates::now_unix().div_euclid(86_400);
+                let mut newest: Option<(i64, [u64; 3])> = None;
+                for row in pages.iter().flat_map(|p| p["value"].as_array().unwrap()) {
+                    let text = row[date].as_str().unwrap();
+                    let t = humantime::parse_rfc3339(text).unwrap();
+                    let day = (t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 86_400)
+                        as i64;
+                    let counts = names.map(|n| row[n].as_u64().unwrap());
+                    if day < today && newest.is_none_or(|(d, _)| day > d) {
+                        newest = Some((day, counts));
+                    }
+                }
+                let truth = sim.daily_truth(&tenant, report).unwrap();
+                assert_eq!(
+                    newest,
+                    Some((truth.day_start / 86_400, truth.counts)),
+                    "{path} seed {seed}"
+                );
+                let refused = get(sim.local_addr(), &format!("{url}?$top=5"), &token, &[]).await;
+                assert_eq!(refused.status, 400, "{}", refused.body);
+            }
+        }
+        assert!(split > 0 && split < 16, "{split} of 16 walks were split");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// Issue 15: delegated sign-in over HTTP. The device code is pending until the user
+/// (the test) approves it; its tokens read the delegated-only reports that app tokens
+/// may not; refresh tokens rotate on every use, a reused one is refused (and revokes its
+/// descendants), a revoked one is refused.
+#[tokio::test]
+async fn device_code_sign_in_and_refresh_token_rotation() {
+    bounded(async {
+        let config = SimConfig {
+            tenants: vec![tenant(300, 4)],
+            device_code_interval: Duration::ZERO,
+            ..SimConfig::default()
+        };
+        let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+        let addr = sim.local_addr();
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        let scope = "offline_access%20https%3A%2F%2Fgraph.microsoft.com%2FAuditLog.Read.All";
+        let post = |endpoint: &'static str, body: String| async move {
+            http(addr, "POST", &format!("/{TENANT}/oauth2/v2.0/{endpoint}"), &form, &body).await
+        };
+        let r = post("devicecode", format!("client_id=nope&scope={scope}")).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unauthorized_client")));
+        let r = post("devicecode", format!("client_id={CLIENT}&scope={scope}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let start = r.json();
+        let device_code = start["device_code"].as_str().unwrap().to_string();
+        assert_eq!(start["interval"], 0);
+        assert!(start["verification_uri"].as_str().unwrap().ends_with("/devicelogin"));
+        let redeem = format!(
+            "client_id={CLIENT}&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={device_code}"
+        );
+        let r = post("token", redeem.clone()).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("authorization_pending")));
+        assert!(sim.decide_device_code(start["user_code"].as_str().unwrap(), true));
+        let r = post("token", redeem.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let tokens = r.json();
+        let access = tokens["access_token"].as_str().unwrap().to_string();
+        let first = tokens["refresh_token"].as_str().unwrap().to_string();
+
+        let path = "/v1.0/reports/authenticationMethods/usersRegisteredByMethod(includedUserTypes='all',includedUserRoles='all')";
+        assert_eq!(get(addr, path, &token(addr).await, &[]).await.status, 403, "app token");
+        let r = get(addr, path, &access, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        let refresh = |t: &str| format!("client_id={CLIENT}&grant_type=refresh_token&refresh_token={t}&scope={scope}");
+        let mut current = first.clone();
+        for _ in 0..3 {
+            let r = post("token", refresh(&current)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let next = r.json()["refresh_token"].as_str().unwrap().to_string();
+            assert_ne!(next, current);
+            assert_eq!(sim.refresh_token_status(&current), Some(RefreshStatus::Rotated));
+            current = next;
+        }
+        let r = post("token", refresh(&first)).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")), "reuse");
+        assert_eq!(sim.refresh_token_status(&current), Some(RefreshStatus::Revoked));
+
+        let fresh = sim.mint_refresh_token(TENANT, "offline_access AuditLog.Read.All").unwrap();
+        assert_eq!(sim.revoke_refresh_tokens(TENANT), 1);
+        let r = post("token", refresh(&fresh)).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")), "revoked");
+        assert!(r.json()["error_description"].as_str().unwrap().contains("AADSTS50173"));
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// Issue 15: the delegated-only activity reports refuse app tokens with Graph's 403,
+/// take only lowercase periods, and serve the truth to a signed-in user.
+#[tokio::test]
+async fn delegated_activity_reports() {
+    bounded(async {
+        let sim = start(vec![tenant(300, 6)], Faults::default()).await;
+        let addr = sim.local_addr();
+        let app = token(addr).await;
+        let sign_ins =
+            "/beta/reports/authenticationMethods/userSignInsByAuthMethodSummary(period='d7')";
+        let activity = "/beta/reports/authenticationMethods/userRegistrationActivity(period='d7')";
+        for path in [sign_ins, activity] {
+            let r = get(addr, path, &app, &[]).await;
+            assert_eq!(
+                (r.status, r.json()["error"]["code"].as_str()),
+                (403, Some("Authorization_RequestDenied")),
+                "{path}"
+            );
+        }
+        let refresh = sim
+            .mint_refresh_token(TENANT, "offline_access AuditLog.Read.All")
+            .unwrap();
+        let r = http(
+            addr,
+            "POST",
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &format!("client_id={CLIENT}&grant_type=refresh_token&refresh_token={refresh}"),
+        )
+        .await;
+        let user = r.json()["access_token"].as_str().unwrap().to_string();
+        let r = get(addr, sign_ins, &user, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let served: BTreeMap<String, u64> = r.json()["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["authenticationMethod"].as_str().unwrap().to_string(),
+                    v["successActivityCount"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(served, sim.sign_ins_by_method_truth(TENANT, "d7"));
+        let r = get(addr, activity, &user, &[PREFER]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rows = r.json()["value"].as_array().unwrap().len();
+        assert_eq!(rows, sim.usage_summary_truth(TENANT, "D7").activities.len());
+        let upper = get(addr, &activity.replace("'d7'", "'D7'"), &user, &[]).await;
+        assert_eq!(upper.status, 400, "{}", upper.body);
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -12,6 +12,7 @@ use super::SimTenant;
 use super::assertion::{Verifier, is_certificate_assertion};
 use super::base64url;
 use super::dates::{now_unix, sts_timestamp};
+use super::delegated::{DEVICE_CODE_GRANT, DelegatedStore, Issued};
 use super::json;
 use super::query::parse_pairs;
 use super::rng::{random_guid, random_u64};
@@ -37,6 +38,8 @@ pub(crate) struct Grant {
     pub(crate) tenant: usize,
     pub(crate) roles: Vec<String>,
     expires: Instant,
+    /// Issued to a signed-in user (delegated), not to the app.
+    pub(crate) delegated: bool,
 }
 
 /// The result of presenting a token to Graph.
@@ -52,11 +55,24 @@ pub(crate) enum Lookup {
 pub(crate) struct TokenStore {
     grants: Mutex<HashMap<String, Grant>>,
     pub(crate) verifier: Verifier,
+    /// Device codes and refresh tokens of delegated sign-ins.
+    pub(crate) delegated: DelegatedStore,
 }
 
 impl TokenStore {
     /// Issues an access token for tenant `tenant` (index) carrying `roles`.
     pub(crate) fn issue(&self, tenant: usize, roles: Vec<String>, lifetime: Duration) -> String {
+        self.issue_grant(tenant, roles, lifetime, false)
+    }
+
+    /// Issues an access token; `delegated` for a signed-in user's.
+    fn issue_grant(
+        &self,
+        tenant: usize,
+        roles: Vec<String>,
+        lifetime: Duration,
+        delegated: bool,
+    ) -> String {
         let mut bytes = Vec::with_capacity(32);
         for _ in 0..4 {
             bytes.extend_from_slice(&random_u64().to_le_bytes());
@@ -73,6 +89,7 @@ impl TokenStore {
                 tenant,
                 roles,
                 expires: Instant::now() + lifetime,
+                delegated,
             },
         );
         token
@@ -220,6 +237,33 @@ fn issue(
         )
     };
     let grant_type = field("grant_type").ok_or_else(|| missing("grant_type"))?;
+    if grant_type == DEVICE_CODE_GRANT || grant_type == "refresh_token" {
+        // Public client flows (design.md, "Delegated sign-in"): no secret, the app's id.
+        let client_id = field("client_id").ok_or_else(|| missing("client_id"))?;
+        if client_id != tenant.client_id {
+            return Err(err(
+                400,
+                "unauthorized_client",
+                700_016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{}'.",
+                    tenant.tenant_id
+                ),
+            ));
+        }
+        let redeemed = if grant_type == DEVICE_CODE_GRANT {
+            let code = field("device_code").ok_or_else(|| missing("device_code"))?;
+            store.delegated.redeem_device_code(index, client_id, code)
+        } else {
+            let token = field("refresh_token").ok_or_else(|| missing("refresh_token"))?;
+            store
+                .delegated
+                .redeem_refresh_token(index, client_id, token)
+        };
+        let issued =
+            redeemed.map_err(|(status, error, code, text)| err(status, error, code, text))?;
+        return Ok(delegated_reply(store, lifetime, issued));
+    }
     if grant_type != "client_credentials" {
         return Err(err(
             400,
@@ -331,6 +375,87 @@ fn issue(
         json::string(&token)
     );
     Ok(Reply::sts(200, body))
+}
+
+/// The answer to a delegated redemption: an access token carrying the user's
+/// delegated permissions, and the rotated refresh token.
+fn delegated_reply(store: &TokenStore, lifetime: Duration, issued: Issued) -> Reply {
+    let Issued {
+        tenant,
+        permissions,
+        scope,
+        refresh_token,
+    } = issued;
+    let token = store.issue_grant(tenant, permissions, lifetime, true);
+    let secs = lifetime.as_secs();
+    let refresh = refresh_token
+        .map(|t| format!(",\"refresh_token\":{}", json::string(&t)))
+        .unwrap_or_default();
+    Reply::sts(
+        200,
+        format!(
+            "{{\"token_type\":\"Bearer\",\"scope\":{},\"expires_in\":{secs},\"ext_expires_in\":{secs},\"access_token\":{}{refresh}}}",
+            json::string(&scope),
+            json::string(&token)
+        ),
+    )
+}
+
+/// Handles `POST /{tenant}/oauth2/v2.0/devicecode` (RFC 8628 §3.1): a public client
+/// starts a device authorization.
+pub(crate) fn device_code(
+    tenants: &[SimTenant],
+    store: &TokenStore,
+    base_url: &str,
+    tenant_segment: &str,
+    body: &[u8],
+    lifetime: Duration,
+    interval: Duration,
+) -> Reply {
+    let form: HashMap<String, String> = parse_pairs(&String::from_utf8_lossy(body))
+        .into_iter()
+        .collect();
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let found = tenants
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.tenant_id.eq_ignore_ascii_case(tenant_segment));
+    let result = match (found, field("client_id"), field("scope")) {
+        (None, _, _) => Err(err(
+            400,
+            "invalid_request",
+            90_002,
+            format!("Tenant '{tenant_segment}' not found."),
+        )),
+        (_, None, _) => Err(err(
+            400,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'client_id'.",
+        )),
+        (_, _, None) => Err(err(
+            400,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'scope'.",
+        )),
+        (Some((_, t)), Some(id), _) if id != t.client_id => Err(err(
+            400,
+            "unauthorized_client",
+            700_016,
+            format!(
+                "Application with identifier '{id}' was not found in the directory '{}'.",
+                t.tenant_id
+            ),
+        )),
+        (Some((index, _)), Some(id), Some(scope)) => Ok(Reply::sts(
+            200,
+            store
+                .delegated
+                .start(index, id, scope, base_url, lifetime, interval),
+        )),
+    };
+    result.unwrap_or_else(|e| error_reply(e, base_url))
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`.

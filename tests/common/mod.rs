@@ -475,10 +475,17 @@ pub const FAMILY_FAMILIES: &[&str] = &[
     "entra_credential_usage_activities",
     "entra_credential_usage_events",
     "entra_credential_usage_last_event_timestamp_seconds",
-    "entra_summary_users",
-    "entra_summary_users_with_feature",
-    "entra_summary_users_with_method",
+    "entra_reported_users",
+    "entra_reported_users_with_feature",
+    "entra_reported_users_with_method",
     "entra_admin_without_mfa_info",
+    // Issue 15: the app-only daily successors.
+    "entra_daily_sign_ins",
+    "entra_daily_sign_ins_day_timestamp_seconds",
+    "entra_daily_password_events",
+    // Issue 15: the delegated-only activity reports.
+    "entra_registration_activities",
+    "entra_sign_ins_by_method",
 ];
 
 /// What a tenant of the family tests enables.
@@ -517,7 +524,9 @@ impl FamilySetup<'_> {
 /// Every report but the legacy registration source.
 pub const ALL_REPORTS: &str = "\"user_registration_details\", \"credential_user_registration_count\", \
      \"credential_usage_summary\", \"user_credential_usage_details\", \"user_events_summary\", \
-     \"users_registered_by_feature\", \"users_registered_by_method\"";
+     \"users_registered_by_feature\", \"users_registered_by_method\", \
+     \"user_mfa_sign_in_summary\", \"user_password_resets_and_changes_summary\", \
+     \"user_registration_activity\", \"user_sign_ins_by_auth_method_summary\"";
 
 /// The series of [`FAMILY_FAMILIES`] the simulator's truth implies, by design.md's rules.
 pub fn expected_family_series(
@@ -601,13 +610,13 @@ pub fn expected_family_series(
                 (
                     SummaryBy::Feature,
                     "users_registered_by_feature",
-                    "entra_summary_users_with_feature",
+                    "entra_reported_users_with_feature",
                     "feature",
                 ),
                 (
                     SummaryBy::Method,
                     "users_registered_by_method",
-                    "entra_summary_users_with_method",
+                    "entra_reported_users_with_method",
                     "method",
                 ),
             ] {
@@ -616,7 +625,7 @@ pub fn expected_family_series(
                     .expect("valid pair");
                 out.insert(
                     key(
-                        "entra_summary_users",
+                        "entra_reported_users",
                         &[
                             ("tenant", tenant),
                             ("report", report),
@@ -648,6 +657,40 @@ pub fn expected_family_series(
             }
         }
     }
+    out.extend(expected_daily_series(sim, tenant));
+    // userRegistrationActivity serves the same window counts as the legacy summary.
+    for ((feature, method), (ok, failed)) in
+        &sim.usage_summary_truth(TENANT_ID, setup.period).activities
+    {
+        for (result, n) in [("success", ok), ("failure", failed)] {
+            out.insert(
+                key(
+                    "entra_registration_activities",
+                    &[
+                        ("tenant", tenant),
+                        ("period", setup.period),
+                        ("feature", feature),
+                        ("method", method),
+                        ("result", result),
+                    ],
+                ),
+                *n as f64,
+            );
+        }
+    }
+    for (method, n) in sim.sign_ins_by_method_truth(TENANT_ID, setup.period) {
+        out.insert(
+            key(
+                "entra_sign_ins_by_method",
+                &[
+                    ("tenant", tenant),
+                    ("period", setup.period),
+                    ("method", &method),
+                ],
+            ),
+            n as f64,
+        );
+    }
     if let Some(cap) = setup.admins {
         for upn in sim.admins_without_mfa_truth(TENANT_ID).iter().take(cap) {
             out.insert(
@@ -656,6 +699,49 @@ pub fn expected_family_series(
                     &[("tenant", tenant), ("user_principal_name", upn)],
                 ),
                 1.0,
+            );
+        }
+    }
+    out
+}
+
+/// The series of the two daily reports the simulator's truth implies (issue 15): the
+/// newest complete UTC day, and which day that is.
+pub fn expected_daily_series(sim: &SimServer, tenant: &str) -> BTreeMap<SeriesKey, f64> {
+    use entra_mfa_exporter::simulate::DailyReport;
+    let mut out = BTreeMap::new();
+    if let Some(d) = sim.daily_truth(TENANT_ID, DailyReport::MfaSignIns) {
+        for (factor, n) in ["multi_factor", "single_factor", "total"]
+            .iter()
+            .zip(d.counts)
+        {
+            out.insert(
+                key(
+                    "entra_daily_sign_ins",
+                    &[("tenant", tenant), ("factor", factor)],
+                ),
+                n as f64,
+            );
+        }
+        out.insert(
+            key(
+                "entra_daily_sign_ins_day_timestamp_seconds",
+                &[("tenant", tenant)],
+            ),
+            d.day_start as f64,
+        );
+    }
+    if let Some(d) = sim.daily_truth(TENANT_ID, DailyReport::PasswordEvents) {
+        for (kind, n) in ["admin_reset", "self_service_reset", "self_service_change"]
+            .iter()
+            .zip(d.counts)
+        {
+            out.insert(
+                key(
+                    "entra_daily_password_events",
+                    &[("tenant", tenant), ("kind", kind)],
+                ),
+                n as f64,
             );
         }
     }
