@@ -246,6 +246,10 @@ pub struct RegistrationCounts {
     pub groups: BTreeMap<(UserType, Role), GroupCounts>,
     /// Admins without MFA, when the tenant opted in (`admins_without_mfa`).
     pub admins_without_mfa: Option<AdminList>,
+    /// Exclusions and per-group coverage, when the tenant configures groups or
+    /// exclusions (`None` in snapshots written before them).
+    #[serde(default)]
+    pub coverage: Option<crate::membership::Coverage>,
 }
 
 impl RegistrationCounts {
@@ -255,6 +259,7 @@ impl RegistrationCounts {
             source,
             groups: BTreeMap::new(),
             admins_without_mfa: None,
+            coverage: None,
         }
     }
 

@@ -40,18 +40,27 @@ impl Exporter {
         let http = http_client(policy.request_timeout);
         let metrics = ExporterMetrics::new();
         let limiters = RateLimiters::default();
+        // Directory calls have their own budget per (app, tenant) (graph-api.md §13.1.2).
+        let directory_limiters = RateLimiters::default();
         let tenants: Vec<Arc<Tenant>> = config
             .tenants
             .iter()
             .map(|t| {
                 metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
+                let client = GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
+                    .with_rate_limiter(limiters.get(
+                        &t.tenant_id,
+                        &t.client_id,
+                        t.max_requests_per_10s,
+                    ));
+                let directory = client.paced_by(directory_limiters.get(
+                    &t.tenant_id,
+                    &t.client_id,
+                    t.directory_max_requests_per_10s,
+                ));
                 Arc::new(Tenant {
-                    client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
-                        .with_rate_limiter(limiters.get(
-                            &t.tenant_id,
-                            &t.client_id,
-                            t.max_requests_per_10s,
-                        )),
+                    client,
+                    directory,
                     config: t.clone(),
                 })
             })

@@ -38,6 +38,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 999;
 pub const MAX_PAGE_SIZE: u32 = 999;
 /// Graph's reports budget: 5 requests per 10 s per app per tenant (graph-api.md §7.7).
 pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
+/// Default pacing of directory calls: well under Graph's resource-unit quota for the
+/// smallest tenant (3,500 RU per 10 s at ≤ 4 RU a request, graph-api.md §13.1.2).
+pub const DEFAULT_DIRECTORY_MAX_REQUESTS_PER_10S: u32 = 20;
 
 pub use crate::cloud::Cloud;
 
@@ -137,6 +140,14 @@ pub struct TenantConfig {
     pub admins_without_mfa: bool,
     /// Cap on listed admins.
     pub max_listed_admins: u32,
+    /// `groups`: coverage per group (display names or object ids, as written).
+    pub groups: Vec<String>,
+    /// `exclude_groups`: their members never count toward coverage.
+    pub exclude_groups: Vec<String>,
+    /// `exclude_users`: UPN patterns (`*`, `?`) that never count toward coverage.
+    pub exclude_users: Vec<String>,
+    /// Client-side budget of directory requests (groups, members) per sliding 10 s.
+    pub directory_max_requests_per_10s: u32,
 }
 
 /// The whole validated configuration.
@@ -308,6 +319,10 @@ impl TenantConfig {
             summary_user_roles: self.summary_user_roles.clone(),
             admins_without_mfa: self.admins_without_mfa,
             max_listed_admins: self.max_listed_admins,
+            groups: self.groups.clone(),
+            exclude_groups: self.exclude_groups.clone(),
+            exclude_users: self.exclude_users.clone(),
+            membership: None,
         }
     }
 }

@@ -79,6 +79,17 @@ fn tenant(out: &mut String, t: &TenantConfig) {
     w.key("summary_user_roles", &t.summary_user_roles);
     w.key("admins_without_mfa", t.admins_without_mfa);
     w.key("max_listed_admins", t.max_listed_admins);
+    if !t.groups.is_empty() || !t.exclude_groups.is_empty() {
+        w.key("groups", &t.groups);
+        w.key("exclude_groups", &t.exclude_groups);
+        w.key(
+            "directory_max_requests_per_10s",
+            t.directory_max_requests_per_10s,
+        );
+    }
+    if !t.exclude_users.is_empty() {
+        w.key("exclude_users", &t.exclude_users);
+    }
 }
 
 /// `auth` and the keys of its mode.

@@ -53,7 +53,7 @@ pub struct GraphClient {
     http: reqwest::Client,
     tenant: String,
     graph_url: String,
-    auth: TokenSource,
+    auth: Arc<TokenSource>,
     metrics: ExporterMetrics,
     policy: RetryPolicy,
     limiter: Arc<RateLimiter>,
@@ -75,7 +75,7 @@ impl GraphClient {
         policy: RetryPolicy,
     ) -> Self {
         Self {
-            auth: TokenSource::new(http.clone(), tenant, metrics.clone()),
+            auth: Arc::new(TokenSource::new(http.clone(), tenant, metrics.clone())),
             http,
             tenant: tenant.name.clone(),
             graph_url: tenant.graph_url.clone(),
@@ -92,6 +92,20 @@ impl GraphClient {
     pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
         self.limiter = limiter;
         self
+    }
+
+    /// The same client (tokens shared) paced by `limiter` instead: for the directory
+    /// calls, which Graph meters apart from the reports (graph-api.md §13.1.2).
+    pub fn paced_by(&self, limiter: Arc<RateLimiter>) -> Self {
+        Self {
+            http: self.http.clone(),
+            tenant: self.tenant.clone(),
+            graph_url: self.graph_url.clone(),
+            auth: self.auth.clone(),
+            metrics: self.metrics.clone(),
+            policy: self.policy.clone(),
+            limiter,
+        }
     }
 
     /// The Graph root requests go to (no trailing slash).

@@ -6,12 +6,13 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::MapAccess;
 
-use super::registration::{FAMILIES, TAG};
+use super::registration::{FAMILIES, TAG, join, join_identity};
 use super::restore_tagged;
 use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
 use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 use crate::families::Family;
+use crate::membership::Join;
 use crate::odata::Fold;
 
 /// The report.
@@ -50,20 +51,22 @@ impl Report for UserRegistrationDetails {
     }
 
     fn start(&self, s: &Settings) -> Box<dyn Refresh> {
-        let fold = if s.admins_without_mfa {
+        let mut fold = if s.admins_without_mfa {
             Folder::listing_admins_without_mfa(s.max_listed_admins as usize)
         } else {
             Folder::default()
         };
+        fold.1 = join(s);
         Box::new(Folding::new(fold, Folder::finish))
     }
 
     fn identity(&self, s: &Settings) -> String {
-        if s.admins_without_mfa {
+        let admins = if s.admins_without_mfa {
             format!("admins:{}", s.max_listed_admins)
         } else {
             String::new()
-        }
+        };
+        admins + &join_identity(s)
     }
 
     fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
@@ -79,6 +82,8 @@ impl Report for UserRegistrationDetails {
 /// refresh: see [`super::page::next_key`] and BENCHMARKS.md.
 #[derive(Debug, Default)]
 pub struct Row<'a> {
+    /// `id`: the user's object id, the key of the group-membership join.
+    pub id: Option<CowStr<'a>>,
     /// `userPrincipalName`, used only for the opt-in list of admins without MFA, so
     /// kept as raw bytes: validated only for the few rows that are listed.
     pub user_principal_name: Option<RawStr<'a>>,
@@ -118,6 +123,7 @@ impl<'de> ByteKeyedRow<'de> for Row<'de> {
 
     fn read_field<A: MapAccess<'de>>(&mut self, key: &[u8], map: &mut A) -> Result<bool, A::Error> {
         match key {
+            b"id" => self.id = map.next_value()?,
             b"userPrincipalName" => self.user_principal_name = map.next_value()?,
             b"userType" => self.user_type = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
             b"isAdmin" => self.is_admin = map.next_value()?,
@@ -163,11 +169,14 @@ impl Row<'_> {
 
 /// Folds rows of this report.
 #[derive(Debug)]
-pub struct Folder(pub RegistrationCounts);
+pub struct Folder(pub RegistrationCounts, pub Option<Join>);
 
 impl Default for Folder {
     fn default() -> Self {
-        Self(RegistrationCounts::new(Source::UserRegistrationDetails))
+        Self(
+            RegistrationCounts::new(Source::UserRegistrationDetails),
+            None,
+        )
     }
 }
 
@@ -183,7 +192,8 @@ impl Folder {
 
 impl Folder {
     /// The counts, with a warning when the admin list was cut.
-    fn finish(self) -> Finished {
+    fn finish(mut self) -> Finished {
+        self.0.coverage = self.1.map(Join::finish);
         let warnings = match &self.0.admins_without_mfa {
             Some(list) if list.is_cut() => vec![Warning {
                 message: "more admins without MFA than max_listed_admins: entra_admin_without_mfa_info lists only the first by user principal name",
@@ -208,6 +218,13 @@ impl Fold for Folder {
 
     #[inline]
     fn add(&mut self, row: Row<'_>) {
+        let id = row.id.as_ref().map(|id| id.0.as_ref());
+        if let Some(join) = &mut self.1 {
+            let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
+            if join.exclusion(id, upn.as_deref()).is_some() {
+                return;
+            }
+        }
         if let Some(admins) = &mut self.0.admins_without_mfa
             && row.is_admin == Some(true)
             && row.mfa_capable != Some(true)
@@ -216,7 +233,11 @@ impl Fold for Folder {
             admins.add(upn.as_deref());
         }
         let methods = row.methods_registered.iter();
-        self.0.add_user(&row.facts(), methods);
+        let facts = row.facts();
+        self.0.add_user(&facts, methods);
+        if let Some(join) = &mut self.1 {
+            join.count(id, &facts.features);
+        }
     }
 }
 
