@@ -351,9 +351,10 @@ async fn start_demo() -> anyhow::Result<(SimServer, Config)> {
         .collect();
     // The simulator's config ends inside its [[tenants]] table: the demo's keys follow.
     let text = format!(
-        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\n",
+        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\n{}",
         simulate::cli::exporter_config("demo", &tenant, &sim.base_url(), None),
         reports.join(", "),
+        simulate::DEMO_COVERAGE_CONFIG,
     );
     let config = Config::from_toml(&text)?;
     Ok((sim, config))

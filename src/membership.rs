@@ -12,8 +12,6 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Feature;
-
 /// Most entries in `groups`: one bit each in a user's membership mask (design.md).
 pub const MAX_GROUPS: usize = 50;
 
@@ -217,7 +215,8 @@ pub struct GroupCoverage {
     pub members: u64,
     /// Of those, users in the registration report (`entra_group_users`).
     pub users: u64,
-    /// Of those, users for whom each feature holds, indexed like [`Feature::ALL`].
+    /// Of those, users for whom each feature holds, indexed like
+    /// [`crate::aggregate::Feature::ALL`].
     pub features: [u64; 7],
 }
 
@@ -343,11 +342,6 @@ impl Join {
     }
 }
 
-/// `entra_group_users_with_feature` values of `c` for `feature`.
-pub fn group_feature(c: &GroupCoverage, feature: Feature) -> u64 {
-    c.features[feature as usize]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,7 +417,7 @@ mod tests {
         assert_eq!((c.excluded_by_group, c.excluded_by_pattern), (1, 1));
         let g: Vec<_> = c.groups.iter().map(|g| (g.members, g.users)).collect();
         assert_eq!(g, vec![(1, 1), (0, 0)]);
-        assert_eq!(group_feature(&c.groups[0], Feature::MfaCapable), 1);
+        assert_eq!(c.groups[0].features, [1; 7]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, Source, UserType};
 use crate::families::{Families, Family};
-use crate::membership::{Coverage, Join, group_feature};
+use crate::membership::{Coverage, Join};
 
 use super::{Headline, ReportData, Settings, Share, store_tagged};
 
@@ -114,7 +114,7 @@ fn encode_coverage<'a>(
         for f in source.features() {
             let mut l = labels.clone();
             l.push(("feature", f.label()));
-            out.push(with_feature, l, group_feature(g, *f));
+            out.push(with_feature, l, g.features[*f as usize]);
         }
     }
 }
