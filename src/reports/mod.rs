@@ -25,6 +25,7 @@ pub mod credential_user_registration_details;
 pub mod group_membership;
 pub mod registration;
 pub mod row;
+pub mod strength;
 pub mod user_credential_usage_details;
 pub mod user_registration_details;
 pub mod users_registered_by;
