@@ -218,6 +218,10 @@ pub struct GroupCoverage {
     /// Of those, users for whom each feature holds, indexed like
     /// [`crate::aggregate::Feature::ALL`].
     pub features: [u64; 7],
+    /// Of those, users by strongest registered method, indexed like
+    /// `reports::strength::Strength::ALL` (weakest first).
+    #[serde(default)]
+    pub strengths: [u64; 4],
 }
 
 /// What the join of a registration report with the membership index counted.
@@ -304,8 +308,9 @@ impl Join {
         None
     }
 
-    /// Counts a user who is not excluded into the groups it is a member of.
-    pub fn count(&mut self, id: Option<&str>, features: &[bool; 7]) {
+    /// Counts a user who is not excluded into the groups it is a member of, with its
+    /// features and its strength (an index into the strengths, weakest first).
+    pub fn count(&mut self, id: Option<&str>, features: &[bool; 7], strength: usize) {
         let mask = self.mask_of(id);
         if mask == 0 {
             return;
@@ -318,7 +323,15 @@ impl Join {
             for (count, holds) in c.features.iter_mut().zip(features) {
                 *count += u64::from(*holds);
             }
+            if let Some(n) = c.strengths.get_mut(strength) {
+                *n += 1;
+            }
         }
+    }
+
+    /// Whether the join counts any group (else a row's strength is not needed).
+    pub fn has_groups(&self) -> bool {
+        !self.coverage.groups.is_empty()
     }
 
     /// Whether any pattern or membership is joined (else the join does nothing).
@@ -410,14 +423,15 @@ mod tests {
             Some(Exclusion::Pattern)
         );
         assert_eq!(j.exclusion(Some(A), Some("a@x")), None);
-        j.count(Some(A), &on);
+        j.count(Some(A), &on, 3);
         assert_eq!(j.exclusion(None, None), None);
-        j.count(None, &[false; 7]);
+        j.count(None, &[false; 7], 0);
         let c = j.finish();
         assert_eq!((c.excluded_by_group, c.excluded_by_pattern), (1, 1));
         let g: Vec<_> = c.groups.iter().map(|g| (g.members, g.users)).collect();
         assert_eq!(g, vec![(1, 1), (0, 0)]);
         assert_eq!(c.groups[0].features, [1; 7]);
+        assert_eq!(c.groups[0].strengths, [0, 0, 0, 1]);
     }
 
     #[test]
@@ -426,7 +440,7 @@ mod tests {
         assert!(j.is_active());
         assert_eq!(j.exclusion(Some(A), Some("X@Y")), Some(Exclusion::Pattern));
         assert_eq!(j.exclusion(Some(A), Some("z@y")), None);
-        j.count(Some(A), &[true; 7]);
+        j.count(Some(A), &[true; 7], 1);
         assert!(j.finish().groups.is_empty());
         assert!(!Join::new(None, &[]).is_active());
     }

@@ -120,6 +120,7 @@ const GROUP_FAMILIES: &[&str] = &[
     "entra_group_members",
     "entra_group_users",
     "entra_group_users_with_feature",
+    "entra_group_users_by_strength",
 ];
 
 fn families() -> Vec<&'static str> {
@@ -154,6 +155,11 @@ fn expected(truth: &CoverageTruth) -> BTreeMap<SeriesKey, f64> {
             l.push(("feature", feature));
             out.insert(key("entra_group_users_with_feature", &l), *n as f64);
         }
+        for (strength, n) in &g.strengths {
+            let mut l = labels.to_vec();
+            l.push(("strength", strength));
+            out.insert(key("entra_group_users_by_strength", &l), *n as f64);
+        }
     }
     out
 }
@@ -187,6 +193,9 @@ fn the_truth_is_not_trivial() {
         // Executives has members the registration report does not list.
         assert!(g("Executives").members > g("Executives").users);
         assert!(g("Admins").users > 0);
+        for strength in ["none", "mfa", "phishing_resistant"] {
+            assert!(g("All Staff").strengths[strength] > 0, "{strength}");
+        }
         assert_eq!(
             t.registration.total_users(),
             USERS - t.excluded_group - t.excluded_pattern

@@ -6,6 +6,7 @@ use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, 
 use crate::families::{Families, Family};
 use crate::membership::{Coverage, Join};
 
+use super::strength::Strength;
 use super::{Headline, ReportData, Settings, Share, store_tagged};
 
 /// The snapshot-file tag of registration data.
@@ -53,6 +54,10 @@ static GROUP_WITH_FEATURE: Family = Family::gauge(
     "entra_group_users_with_feature",
     "Members of the configured group in the registration report for whom the feature holds.",
 );
+static GROUP_BY_STRENGTH: Family = Family::gauge(
+    "entra_group_users_by_strength",
+    "Members of the configured group in the registration report by strongest registered method (none, mfa, passwordless, phishing_resistant).",
+);
 
 /// The families of both registration sources, in exposition order.
 pub static FAMILIES: &[&Family] = &[
@@ -66,6 +71,7 @@ pub static FAMILIES: &[&Family] = &[
     &GROUP_MEMBERS,
     &GROUP_USERS,
     &GROUP_WITH_FEATURE,
+    &GROUP_BY_STRENGTH,
 ];
 
 /// The membership join of a registration refresh, when the tenant configures groups or
@@ -105,8 +111,13 @@ fn encode_coverage<'a>(
     for (reason, n) in excluded {
         out.add(&EXCLUDED, vec![("tenant", tenant), ("reason", reason)], n);
     }
-    let [members, users, with_feature] =
-        [&GROUP_MEMBERS, &GROUP_USERS, &GROUP_WITH_FEATURE].map(|f| out.id(f));
+    let [members, users, with_feature, by_strength] = [
+        &GROUP_MEMBERS,
+        &GROUP_USERS,
+        &GROUP_WITH_FEATURE,
+        &GROUP_BY_STRENGTH,
+    ]
+    .map(|f| out.id(f));
     for g in &coverage.groups {
         let labels = vec![("tenant", tenant), ("group", g.group.as_str())];
         out.push(members, labels.clone(), g.members);
@@ -115,6 +126,14 @@ fn encode_coverage<'a>(
             let mut l = labels.clone();
             l.push(("feature", f.label()));
             out.push(with_feature, l, g.features[*f as usize]);
+        }
+        // Strength is read from methodsRegistered, which only the v1.0 source has.
+        if source == Source::UserRegistrationDetails {
+            for s in Strength::ALL {
+                let mut l = labels.clone();
+                l.push(("strength", s.label()));
+                out.push(by_strength, l, g.strengths[s as usize]);
+            }
         }
     }
 }

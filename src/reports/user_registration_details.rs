@@ -9,6 +9,7 @@ use serde::de::MapAccess;
 use super::registration::{FAMILIES, TAG, join, join_identity};
 use super::restore_tagged;
 use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
+use super::strength::strongest;
 use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 use crate::families::Family;
@@ -235,8 +236,11 @@ impl Fold for Folder {
         let methods = row.methods_registered.iter();
         let facts = row.facts();
         self.0.add_user(&facts, methods);
-        if let Some(join) = &mut self.1 {
-            join.count(id, &facts.features);
+        if let Some(join) = &mut self.1
+            && join.has_groups()
+        {
+            let strength = strongest(row.methods_registered.iter(), |_| {});
+            join.count(id, &facts.features, strength as usize);
         }
     }
 }

@@ -46,7 +46,47 @@ pub struct GroupCoverageTruth {
     pub users: u64,
     /// `entra_group_users_with_feature`, every feature (zeros included).
     pub features: BTreeMap<String, u64>,
+    /// `entra_group_users_by_strength`, all four strengths (zeros included).
+    pub strengths: BTreeMap<String, u64>,
 }
+
+/// design.md's method-strength table, written out again here (the simulator never
+/// uses the exporter's): a method's rank, 0 (`none`) to 3 (`phishing_resistant`).
+fn rank(method: &str) -> usize {
+    const PHISHING_RESISTANT: [&str; 9] = [
+        "fido2",
+        "fido2securitykey",
+        "passkeydevicebound",
+        "passkeydeviceboundauthenticator",
+        "passkeydeviceboundwindowshello",
+        "passkeysynced",
+        "windowshelloforbusiness",
+        "macossecureenclavekey",
+        "x509certificatemultifactor",
+    ];
+    const MFA: [&str; 8] = [
+        "microsoftauthenticatorpush",
+        "softwareonetimepasscode",
+        "hardwareonetimepasscode",
+        "mobilephone",
+        "alternatemobilephone",
+        "officephone",
+        "sms",
+        "voice",
+    ];
+    let m = method.to_ascii_lowercase();
+    if PHISHING_RESISTANT.contains(&m.as_str()) {
+        3
+    } else if m == "microsoftauthenticatorpasswordless" {
+        2
+    } else if MFA.contains(&m.as_str()) {
+        1
+    } else {
+        0
+    }
+}
+
+const STRENGTHS: [&str; 4] = ["none", "mfa", "passwordless", "phishing_resistant"];
 
 /// `*` any run, `?` one character, the rest literal, case-insensitive, whole string.
 fn wildcard(p: &[char], s: &[char]) -> bool {
@@ -117,6 +157,14 @@ pub(crate) fn compute(
                 for (f, on) in user_features(&u) {
                     *g.features.get_mut(f).expect("preset") += u64::from(on);
                 }
+                let best = u
+                    .methods
+                    .as_slice()
+                    .iter()
+                    .map(|m| rank(m))
+                    .max()
+                    .unwrap_or(0);
+                *g.strengths.get_mut(STRENGTHS[best]).expect("preset") += 1;
             }
         }
     }
@@ -138,6 +186,7 @@ fn group_entry<'a>(
         .entry(label.to_owned())
         .or_insert_with(|| GroupCoverageTruth {
             features: USER_FEATURES.iter().map(|f| ((*f).to_owned(), 0)).collect(),
+            strengths: STRENGTHS.iter().map(|s| ((*s).to_owned(), 0)).collect(),
             ..GroupCoverageTruth::default()
         })
 }
