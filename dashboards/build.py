@@ -486,7 +486,14 @@ def group_ratio(feature, t):
 def group_sections(t):
     """Per-group coverage (config `groups`), worst first; exclusions (`exclude_groups`, `exclude_users`)."""
     count = {"unit": "short", "decimals": 0}
-    columns = {"Value #A": "Members", "Value #B": "In the report", "Value #C": "MFA capable", "Value #D": "Passwordless capable", "Value #E": "SSPR capable"}
+    columns = {
+        "Value #A": "Members", "Value #B": "In the report", "Value #C": "MFA capable", "Value #D": "Passwordless capable",
+        "Value #E": "SSPR capable", "Value #F": "Phishing-resistant",
+    }
+    phishing_resistant = (
+        f'sum by (group) (entra_group_users_by_strength{{{t}, strength="phishing_resistant"}})\n'
+        f"  / (sum by (group) (entra_group_users{{{t}}}) > 0)"
+    )
     return [
         ("Groups", [
             share_bars(
@@ -496,10 +503,11 @@ def group_sections(t):
             ),
             table_panel(
                 "Groups", (14, 10),
-                "Every configured group: transitive user members (exclusions left out), those of them in the registration report, and their coverage. Sorted worst MFA coverage first.",
+                "Every configured group: transitive user members (exclusions left out), those of them in the registration report, and their coverage; phishing-resistant: their strongest method is a FIDO2 key, passkey, Windows Hello or a multifactor certificate. Sorted worst MFA coverage first.",
                 table_queries(
                     f"sum by (group) (entra_group_members{{{t}}})", f"sum by (group) (entra_group_users{{{t}}})",
                     group_ratio("mfa_capable", t), group_ratio("passwordless_capable", t), group_ratio("sspr_capable", t),
+                    phishing_resistant,
                 ),
                 "percentunit",
                 [*merged(columns, ["Time"], first=["group"]), transform("sortBy", sort=[{"field": "MFA capable", "desc": False}])],
