@@ -549,9 +549,63 @@ def tenant_detail():
                 f"sum by (user_type) (entra_users{{{t}}})", "{{user_type}}", stack=True,
             ),
         ]),
+        *group_sections(t),
         *usage_and_summary_sections(t),
         *daily_sections(t),
     ])
+
+
+def group_ratio(feature, t):
+    """PromQL: per configured group, members in the report for whom `feature` holds / all of them."""
+    return (
+        f'sum by (group) (entra_group_users_with_feature{{{t}, feature="{feature}"}})\n'
+        f"  / (sum by (group) (entra_group_users{{{t}}}) > 0)"
+    )
+
+
+def group_sections(t):
+    """Per-group coverage (config `groups`), worst first; exclusions (`exclude_groups`, `exclude_users`)."""
+    count = {"unit": "short", "decimals": 0}
+    columns = {
+        "Value #A": "Members", "Value #B": "In the report", "Value #C": "MFA capable", "Value #D": "Passwordless capable",
+        "Value #E": "SSPR capable", "Value #F": "Phishing-resistant",
+    }
+    phishing_resistant = (
+        f'sum by (group) (entra_group_users_by_strength{{{t}, strength="phishing_resistant"}})\n'
+        f"  / (sum by (group) (entra_group_users{{{t}}}) > 0)"
+    )
+    return [
+        ("Groups", [
+            share_bars(
+                "Groups: MFA capable, worst first", (10, 10),
+                "For each configured group (`groups`), the share of its members in the registration report who are MFA capable; excluded users left out.",
+                f"sort(\n  {group_ratio('mfa_capable', t)}\n)", "{{group}}",
+            ),
+            table_panel(
+                "Groups", (14, 10),
+                "Every configured group: transitive user members (exclusions left out), those of them in the registration report, and their coverage; phishing-resistant: their strongest method is a FIDO2 key, passkey, Windows Hello or a multifactor certificate. Sorted worst MFA coverage first.",
+                table_queries(
+                    f"sum by (group) (entra_group_members{{{t}}})", f"sum by (group) (entra_group_users{{{t}}})",
+                    group_ratio("mfa_capable", t), group_ratio("passwordless_capable", t), group_ratio("sspr_capable", t),
+                    phishing_resistant,
+                ),
+                "percentunit",
+                [*merged(columns, ["Time"], first=["group"]), transform("sortBy", sort=[{"field": "MFA capable", "desc": False}])],
+                coverage(), 1, overrides=[("Members", count), ("In the report", count)],
+            ),
+        ]),
+        ("Exclusions", [
+            bars(
+                "Users excluded from coverage", (10, 5),
+                "Users of the registration report left out of every coverage figure: members of `exclude_groups` (group) and users only an `exclude_users` pattern matches (pattern).",
+                f"sum by (reason) (entra_users_excluded{{{t}}})", "{{reason}}",
+            ),
+            series(
+                "Group members over time", (14, 5), "Transitive user members of each configured group, over time: a group that grows brings in users who may not have registered yet.",
+                f"sum by (group) (entra_group_members{{{t}}})", "{{group}}",
+            ),
+        ]),
+    ]
 
 
 def exporter_health():

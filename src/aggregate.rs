@@ -251,6 +251,10 @@ pub struct RegistrationCounts {
     pub groups: BTreeMap<(UserType, Role), GroupCounts>,
     /// Admins without MFA, when the tenant opted in (`admins_without_mfa`).
     pub admins_without_mfa: Option<AdminList>,
+    /// Exclusions and per-group coverage, when the tenant configures groups or
+    /// exclusions (`None` in snapshots written before them).
+    #[serde(default)]
+    pub coverage: Option<crate::membership::Coverage>,
     /// Method strength and data freshness (v1.0 source only; design.md "Method
     /// strength"). Defaulted so snapshots written before them still restore.
     #[serde(default)]
@@ -293,6 +297,7 @@ impl RegistrationCounts {
             groups: BTreeMap::new(),
             admins_without_mfa: None,
             strength: StrengthFacts::default(),
+            coverage: None,
         }
     }
 

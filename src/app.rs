@@ -48,6 +48,8 @@ impl Exporter {
         let metrics = ExporterMetrics::new();
         let limiters = RateLimiters::default();
         let app_budget = config.app_budget(shard.count);
+        // Directory calls have their own budget per (app, tenant) (graph-api.md §13.1.2).
+        let directory_limiters = RateLimiters::default();
         let tenants: Vec<Arc<Tenant>> = config
             .tenants
             .iter()
@@ -55,10 +57,22 @@ impl Exporter {
                 metrics.init_tenant(&t.name, t.reports.iter().map(|r| r.kind.name()));
                 let limiter = limiters.get(&t.tenant_id, &t.client_id, t.max_requests_per_10s);
                 let app_limiter = limiters.app(&app_identity(t), app_budget);
+                let client = GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
+                    .with_rate_limiter(limiter.clone())
+                    .with_limiter("app", app_limiter.clone());
+                // Directory calls are paced apart: not the reports service, so not its
+                // per-app budget either.
+                let directory = client.paced_by(
+                    "directory",
+                    directory_limiters.get(
+                        &t.tenant_id,
+                        &t.client_id,
+                        t.directory_max_requests_per_10s,
+                    ),
+                );
                 Arc::new(Tenant {
-                    client: GraphClient::new(http.clone(), t, metrics.clone(), policy.clone())
-                        .with_rate_limiter(limiter.clone())
-                        .with_limiter("app", app_limiter.clone()),
+                    client,
+                    directory,
                     // Graph paces the reports service per app per tenant, and per app
                     // across tenants: the delegated requests share both limiters (with a
                     // separate `public_client_id` that overcounts, which is safe).

@@ -3,13 +3,16 @@
 //! report's fold, and return the finished snapshot. Nothing is returned unless every
 //! page of every request arrived and parsed.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::TenantConfig;
 use crate::graph::paging::{WalkStats, walk};
 use crate::graph::{GraphClient, GraphError};
+use crate::membership::Membership;
 use crate::odata::{PageError, PageFold, PageInfo};
-use crate::reports::{Auth, Refresh, ReportKind};
+use crate::reports::{Auth, Refresh, ReportKind, Request};
 use crate::snapshot::{Progress, Snapshot};
 
 /// The pages of request number `request` of a refresh.
@@ -27,23 +30,31 @@ impl PageFold for RequestPages<'_> {
 }
 
 /// Collects `kind` for `tenant` into a snapshot, counting every page in `progress`.
+/// `membership` is the tenant's last membership index, which the registration folds
+/// join (`None`: unknown).
 pub async fn collect(
     client: &GraphClient,
     tenant: &TenantConfig,
     kind: ReportKind,
+    membership: Option<Arc<Membership>>,
     progress: &Progress,
 ) -> Result<Snapshot, GraphError> {
     let report = kind.report();
     let mut settings = tenant.report_settings();
+    settings.membership = membership;
     settings.today = crate::reports::daily_summaries::utc_day(crate::families::unix_seconds(
         SystemTime::now(),
     ) as i64);
-    let (endpoint, permission) = (report.endpoint(), report.permission());
+    let permission = report.permission();
     let mut refresh = report.start(&settings);
     let mut stats = WalkStats::default();
     // Requests run in order and the first failure ends the refresh: a refused token
-    // would be refused for every request, and one error per refresh is enough.
-    for (request, r) in report.requests(&settings).into_iter().enumerate() {
+    // would be refused for every request, and one error per refresh is enough. A
+    // request may add more (a group's members once its name is resolved).
+    let mut requests: VecDeque<Request> = report.requests(&settings).into();
+    let mut request = 0;
+    while let Some(r) = requests.pop_front() {
+        let endpoint = report.request_endpoint(&r);
         let url = format!("{}{}", tenant.graph_url, r.path);
         let mut pages = RequestPages {
             refresh: refresh.as_mut(),
@@ -64,6 +75,12 @@ pub async fn collect(
         }?;
         stats.pages += walked.pages;
         stats.rows += walked.rows;
+        requests.extend(
+            refresh
+                .next_requests(request)
+                .map_err(GraphError::Membership)?,
+        );
+        request += 1;
     }
     let finished = refresh.finish();
     for w in &finished.warnings {

@@ -16,6 +16,7 @@ pub mod families;
 pub mod graph;
 pub mod landing;
 pub mod logging;
+pub mod membership;
 pub mod metrics;
 pub mod odata;
 pub mod poller;

@@ -19,6 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::collect::collect;
 use crate::config::TenantConfig;
 use crate::graph::{GraphClient, GraphError};
+use crate::membership::Membership;
 use crate::metrics::{ExporterMetrics, RefreshLabels, ReportLabels};
 use crate::reports::ReportKind;
 use crate::snapshot::{Snapshot, Store};
@@ -52,6 +53,8 @@ pub struct Tenant {
     pub config: TenantConfig,
     /// Its Graph client.
     pub client: GraphClient,
+    /// The same, paced for directory calls (`directory_max_requests_per_10s`).
+    pub directory: GraphClient,
     /// The client of its delegated-only reports, when it has a delegated sign-in.
     pub delegated: Option<GraphClient>,
 }
@@ -145,10 +148,17 @@ pub async fn refresh(
     let name = tenant.config.name.as_str();
     let started = Instant::now();
     let deadline = refresh_deadline(&tenant.config, report);
+    let client = match report.is_directory() {
+        true => &tenant.directory,
+        false => tenant.client_for(report),
+    };
     let progress = publisher.store.progress(name, report);
     progress.start();
-    let collecting = collect(tenant.client_for(report), &tenant.config, report, &progress);
-    let result = tokio::time::timeout(deadline, collecting)
+    let run = async {
+        let membership = membership_for(tenant, report, &publisher.store).await?;
+        collect(client, &tenant.config, report, membership, &progress).await
+    };
+    let result = tokio::time::timeout(deadline, run)
         .await
         .unwrap_or(Err(GraphError::RefreshDeadline(deadline)));
     progress.finish(result.is_ok());
@@ -184,6 +194,46 @@ pub async fn refresh(
             Err(e)
         }
     }
+}
+
+/// How often a registration refresh looks whether the tenant's first membership
+/// refresh has ended.
+const MEMBERSHIP_POLL: Duration = Duration::from_millis(200);
+
+/// The membership index a refresh of `report` joins: `None` where it joins none, or
+/// while unknown and only `groups` need it (their families wait for it). While the
+/// exclusion membership is unknown the refresh fails instead (design.md: coverage never
+/// silently includes an excluded user), keeping the last snapshot. At start a refresh
+/// waits for the tenant's first membership refresh to end rather than fail at once.
+async fn membership_for(
+    tenant: &Tenant,
+    report: ReportKind,
+    store: &Store,
+) -> Result<Option<Arc<Membership>>, GraphError> {
+    let config = &tenant.config;
+    if !report.is_registration_source()
+        || (config.groups.is_empty() && config.exclude_groups.is_empty())
+    {
+        return Ok(None);
+    }
+    let membership = ReportKind::named("group_membership");
+    let name = config.name.as_str();
+    loop {
+        let state = store.state(name, membership).unwrap_or_default();
+        if let Some(snapshot) = &state.snapshot {
+            return Ok(snapshot.data.membership());
+        }
+        if state.last_attempt.is_some() {
+            break;
+        }
+        tokio::time::sleep(MEMBERSHIP_POLL).await;
+    }
+    if config.exclude_groups.is_empty() {
+        return Ok(None);
+    }
+    Err(GraphError::Membership(format!(
+        "the members of exclude_groups are not known yet (group_membership has not          succeeded; see its report_up and error): not publishing counts that could          include excluded users; {report} keeps its last snapshot"
+    )))
 }
 
 /// First wait before restarting a poller that panicked; doubled per restart in a row.

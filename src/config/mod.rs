@@ -41,6 +41,9 @@ pub const DEFAULT_MAX_REQUESTS_PER_10S: u32 = 5;
 /// Graph's per-app reports budget across all tenants: 122 requests per 10 s
 /// (graph-api.md §13.1).
 pub const DEFAULT_APP_MAX_REQUESTS_PER_10S: u32 = 122;
+/// Default pacing of directory calls: well under Graph's resource-unit quota for the
+/// smallest tenant (3,500 RU per 10 s at ≤ 4 RU a request, graph-api.md §13.1.2).
+pub const DEFAULT_DIRECTORY_MAX_REQUESTS_PER_10S: u32 = 20;
 
 pub use crate::cloud::Cloud;
 
@@ -140,6 +143,14 @@ pub struct TenantConfig {
     pub admins_without_mfa: bool,
     /// Cap on listed admins.
     pub max_listed_admins: u32,
+    /// `groups`: coverage per group (display names or object ids, as written).
+    pub groups: Vec<String>,
+    /// `exclude_groups`: their members never count toward coverage.
+    pub exclude_groups: Vec<String>,
+    /// `exclude_users`: UPN patterns (`*`, `?`) that never count toward coverage.
+    pub exclude_users: Vec<String>,
+    /// Client-side budget of directory requests (groups, members) per sliding 10 s.
+    pub directory_max_requests_per_10s: u32,
     /// The delegated sign-in for the delegated-only reports (`refresh_token_file`).
     pub delegated: Option<DelegatedLogin>,
 }
@@ -335,6 +346,10 @@ impl TenantConfig {
             max_listed_admins: self.max_listed_admins,
             // Set per refresh by collect (issue 15's daily reports).
             today: 0,
+            groups: self.groups.clone(),
+            exclude_groups: self.exclude_groups.clone(),
+            exclude_users: self.exclude_users.clone(),
+            membership: None,
         }
     }
 }

@@ -90,6 +90,14 @@ macro_rules! with_settings {
             pub(super) admins_without_mfa: Option<bool>,
             /// Cap on listed admins.
             pub(super) max_listed_admins: Option<u32>,
+            /// Groups to report coverage for (display names or object ids).
+            pub(super) groups: Option<Vec<String>>,
+            /// Groups whose members never count toward coverage.
+            pub(super) exclude_groups: Option<Vec<String>>,
+            /// UPN patterns that never count toward coverage.
+            pub(super) exclude_users: Option<Vec<String>>,
+            /// Client-side budget of directory requests per sliding 10 s.
+            pub(super) directory_max_requests_per_10s: Option<u32>,
         }
     };
 }

@@ -13,9 +13,11 @@ use super::validate::{
     parse_interval, parse_overrides,
 };
 use super::{
-    Cloud, Config, ConfigError, DEFAULT_MAX_REQUESTS_PER_10S, DEFAULT_PAGE_SIZE,
-    DEFAULT_REFRESH_INTERVAL, Lookup, ReportConfig, TenantConfig, credentials,
+    Cloud, Config, ConfigError, DEFAULT_DIRECTORY_MAX_REQUESTS_PER_10S,
+    DEFAULT_MAX_REQUESTS_PER_10S, DEFAULT_PAGE_SIZE, DEFAULT_REFRESH_INTERVAL, Lookup,
+    ReportConfig, TenantConfig, credentials,
 };
+use crate::membership::MAX_GROUPS;
 use crate::reports::ReportKind;
 use crate::secret::Secret;
 
@@ -86,6 +88,7 @@ fn tenant(
     let cloud = t.cloud.unwrap_or_default();
     let (graph_url, login_url) = endpoints(t, cloud, mode, env, problems);
     let reports = reports(t, cloud, intervals, problems);
+    let membership = membership(t, &reports, problems);
     let max_requests_per_10s = t
         .max_requests_per_10s
         .unwrap_or(DEFAULT_MAX_REQUESTS_PER_10S);
@@ -120,6 +123,10 @@ fn tenant(
         admins_without_mfa: summaries.admins_without_mfa,
         max_listed_admins: t.max_listed_admins.unwrap_or(DEFAULT_MAX_LISTED_ADMINS),
         delegated,
+        groups: membership.groups,
+        exclude_groups: membership.exclude_groups,
+        exclude_users: membership.exclude_users,
+        directory_max_requests_per_10s: membership.directory_max_requests_per_10s,
     })
 }
 
@@ -201,10 +208,16 @@ fn reports(
         t.report_refresh_intervals.as_ref(),
         problems,
     ));
-    let names = t
+    let mut names = t
         .reports
         .clone()
         .unwrap_or_else(|| vec![ReportKind::named("user_registration_details").name().into()]);
+    // Enabled implicitly by the groups it reads (design.md).
+    let membership = ReportKind::named("group_membership").name();
+    let groups = |g: &Option<Vec<String>>| g.as_ref().is_some_and(|g| !g.is_empty());
+    if (groups(&t.groups) || groups(&t.exclude_groups)) && !names.iter().any(|n| n == membership) {
+        names.push(membership.into());
+    }
     check_reports(&names, cloud, every, &by_report, problems)
 }
 
@@ -244,6 +257,82 @@ fn summaries(t: &RawTenant, reports: &[ReportConfig], problems: &mut Problems) -
         user_types,
         user_roles,
         admins_without_mfa,
+    }
+}
+
+/// The membership settings of a tenant.
+struct MembershipSettings {
+    groups: Vec<String>,
+    exclude_groups: Vec<String>,
+    exclude_users: Vec<String>,
+    directory_max_requests_per_10s: u32,
+}
+
+/// `groups`, `exclude_groups`, `exclude_users` and the directory pacing, checked
+/// ([`reports`] enabled `group_membership` for them).
+fn membership(
+    t: &RawTenant,
+    reports: &[ReportConfig],
+    problems: &mut Problems,
+) -> MembershipSettings {
+    let groups = t.groups.clone().unwrap_or_default();
+    let exclude_groups = t.exclude_groups.clone().unwrap_or_default();
+    let exclude_users = t.exclude_users.clone().unwrap_or_default();
+    check_membership_list(&groups, "groups", problems);
+    check_membership_list(&exclude_groups, "exclude_groups", problems);
+    check_membership_list(&exclude_users, "exclude_users", problems);
+    if groups.len() > MAX_GROUPS {
+        problems.add(
+            "groups",
+            format!("lists {} groups: at most {MAX_GROUPS}", groups.len()),
+        );
+    }
+    let directory_max_requests_per_10s = t
+        .directory_max_requests_per_10s
+        .unwrap_or(DEFAULT_DIRECTORY_MAX_REQUESTS_PER_10S);
+    if directory_max_requests_per_10s == 0 {
+        problems.add("directory_max_requests_per_10s", "must be at least 1");
+    }
+    let kind = ReportKind::named("group_membership");
+    let wanted = !groups.is_empty() || !exclude_groups.is_empty();
+    let listed = reports.iter().any(|r| r.kind == kind);
+    if listed && !wanted {
+        problems.add(
+            "reports",
+            "lists group_membership but neither groups nor exclude_groups is set;              set one of them (the report is enabled by them)",
+        );
+    }
+    let legacy = ReportKind::named("credential_user_registration_details");
+    if (wanted || !exclude_users.is_empty()) && reports.iter().any(|r| r.kind == legacy) {
+        problems.add(
+            "reports",
+            "groups and exclusions join the registration report by user id and UPN, which \
+             credential_user_registration_details (retired) does not carry for them; use \
+             user_registration_details",
+        );
+    }
+    if !groups.is_empty() && !reports.iter().any(|r| r.kind.is_registration_source()) {
+        problems.add(
+            "groups",
+            "needs a registration report (user_registration_details) to count coverage              per group; add it to `reports`",
+        );
+    }
+    MembershipSettings {
+        groups,
+        exclude_groups,
+        exclude_users,
+        directory_max_requests_per_10s,
+    }
+}
+
+/// Entries of a membership list: not empty, each once.
+fn check_membership_list(values: &[String], key: &str, problems: &mut Problems) {
+    for (i, v) in values.iter().enumerate() {
+        if v.trim().is_empty() {
+            problems.add(key, "has an empty entry");
+        } else if values[..i].contains(v) {
+            problems.add(key, format!("`{v}` is listed twice"));
+        }
     }
 }
 
@@ -299,6 +388,13 @@ fn inherit_settings(t: &mut RawTenant, top: &RawFile) {
     or(&mut t.summary_user_roles, &top.summary_user_roles);
     or(&mut t.admins_without_mfa, &top.admins_without_mfa);
     or(&mut t.max_listed_admins, &top.max_listed_admins);
+    or(&mut t.groups, &top.groups);
+    or(&mut t.exclude_groups, &top.exclude_groups);
+    or(&mut t.exclude_users, &top.exclude_users);
+    or(
+        &mut t.directory_max_requests_per_10s,
+        &top.directory_max_requests_per_10s,
+    );
 }
 
 /// The `default` tenant from the standard Azure variables (design.md, "Command line").

@@ -86,6 +86,17 @@ fn tenant(out: &mut String, t: &TenantConfig) {
         w.key("refresh_token_file", &d.refresh_token_file);
         w.key("public_client_id", &d.public_client_id);
     }
+    if !t.groups.is_empty() || !t.exclude_groups.is_empty() {
+        w.key("groups", &t.groups);
+        w.key("exclude_groups", &t.exclude_groups);
+        w.key(
+            "directory_max_requests_per_10s",
+            t.directory_max_requests_per_10s,
+        );
+    }
+    if !t.exclude_users.is_empty() {
+        w.key("exclude_users", &t.exclude_users);
+    }
 }
 
 /// `auth` and the keys of its mode.

@@ -680,6 +680,8 @@ fn azure_variables_follow_the_sdk() {
 fn every_report_of_the_family_is_accepted_with_its_settings() {
     let names: Vec<String> = ReportKind::all()
         .filter(|r| *r != ReportKind::named("credential_user_registration_details"))
+        // Enabled by `groups`/`exclude_groups` (tested in `groups_enable_membership`).
+        .filter(|r| *r != ReportKind::named("group_membership"))
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let c = Config::from_toml(&format!(
@@ -863,4 +865,76 @@ fn app_budget_of_zero_or_per_tenant_is_refused_naming_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("app_max_requests_per_10s"), "{e}");
+}
+
+#[test]
+fn groups_enable_membership_and_are_checked() {
+    let c = Config::from_toml(&format!(
+        "groups = [\"Finance\"]\nexclude_users = [\"bg*@x\"]\n{MINIMAL}exclude_groups = [\"Break glass\"]\n\
+         directory_max_requests_per_10s = 7\n"
+    ))
+    .unwrap();
+    let t = &c.tenants[0];
+    let names: Vec<&str> = t.reports.iter().map(|r| r.kind.name()).collect();
+    assert_eq!(names, ["user_registration_details", "group_membership"]);
+    assert_eq!(t.groups, ["Finance"], "inherited from the top level");
+    assert_eq!(t.exclude_groups, ["Break glass"]);
+    assert_eq!(t.exclude_users, ["bg*@x"]);
+    assert_eq!(t.directory_max_requests_per_10s, 7);
+    // The effective config loads back to the same.
+    let again = Config::from_toml(
+        &c.to_redacted_toml()
+            .replace("# client_secret = \"<redacted>\"", "client_secret = \"s\""),
+    )
+    .unwrap();
+    assert_eq!(again.tenants[0].groups, t.groups);
+    assert_eq!(again.tenants[0].reports.len(), 2);
+    let d = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(d.tenants[0].directory_max_requests_per_10s, 20);
+    assert_eq!(d.tenants[0].reports.len(), 1);
+
+    let many: Vec<String> = (0..51).map(|i| format!("\"g{i}\"")).collect();
+    for (extra, key, why) in [
+        (
+            format!("groups = [{}]", many.join(",")),
+            "groups",
+            "at most 50",
+        ),
+        (
+            "groups = [\"a\", \"a\"]".to_owned(),
+            "groups",
+            "listed twice",
+        ),
+        (
+            "exclude_groups = [\" \"]".to_owned(),
+            "exclude_groups",
+            "empty entry",
+        ),
+        (
+            "reports = [\"group_membership\"]".to_owned(),
+            "reports",
+            "neither groups",
+        ),
+        (
+            "groups = [\"a\"]\nreports = [\"credential_usage_summary\"]".to_owned(),
+            "groups",
+            "needs a registration",
+        ),
+        (
+            "exclude_users = [\"x\"]\nreports = [\"credential_user_registration_details\"]"
+                .to_owned(),
+            "reports",
+            "join the registration",
+        ),
+        (
+            "groups = [\"a\"]\ndirectory_max_requests_per_10s = 0".to_owned(),
+            "directory_max_requests_per_10s",
+            "at least 1",
+        ),
+    ] {
+        let e = Config::from_toml(&format!("{MINIMAL}{extra}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(why), "{extra}: {e}");
+    }
 }

@@ -54,7 +54,7 @@ pub struct GraphClient {
     http: reqwest::Client,
     tenant: String,
     graph_url: String,
-    auth: TokenSource,
+    auth: Arc<TokenSource>,
     metrics: ExporterMetrics,
     policy: RetryPolicy,
     /// The limiters every attempt passes, in order, each with its `limiter` label:
@@ -78,7 +78,7 @@ impl GraphClient {
         policy: RetryPolicy,
     ) -> Self {
         Self {
-            auth: TokenSource::new(http.clone(), tenant, metrics.clone()),
+            auth: Arc::new(TokenSource::new(http.clone(), tenant, metrics.clone())),
             http,
             tenant: tenant.name.clone(),
             graph_url: tenant.graph_url.clone(),
@@ -102,7 +102,7 @@ impl GraphClient {
     ) -> Option<Self> {
         let auth = TokenSource::delegated(http.clone(), tenant, metrics.clone())?;
         Some(Self {
-            auth,
+            auth: std::sync::Arc::new(auth),
             ..Self::new(http, tenant, metrics, policy)
         })
     }
@@ -123,6 +123,23 @@ impl GraphClient {
             .limiter_waited(&self.tenant, label, Duration::ZERO);
         self.limiters.push((label, limiter));
         self
+    }
+
+    /// The same client (tokens shared) paced by `limiter` alone, counted under `label`
+    /// in `entra_exporter_limiter_wait_seconds_total`: for the directory calls, which
+    /// Graph meters apart from the reports and outside the reports' per-app budget
+    /// (graph-api.md §13.1.2).
+    pub fn paced_by(&self, label: &'static str, limiter: Arc<RateLimiter>) -> Self {
+        Self {
+            http: self.http.clone(),
+            tenant: self.tenant.clone(),
+            graph_url: self.graph_url.clone(),
+            auth: self.auth.clone(),
+            metrics: self.metrics.clone(),
+            policy: self.policy.clone(),
+            limiters: Vec::new(),
+        }
+        .with_limiter(label, limiter)
     }
 
     /// The Graph root requests go to (no trailing slash).

@@ -252,6 +252,10 @@ pub enum GraphError {
         /// Graph's answer.
         error: ApiError,
     },
+    /// Group membership could not be used: a configured group did not resolve to
+    /// exactly one group, or the exclusion membership is not known yet.
+    #[error("{0}")]
+    Membership(String),
     /// The whole refresh ran past its deadline (retries, throttling or endless paging).
     #[error("refresh gave up after {} without finishing", humantime::format_duration(*.0))]
     RefreshDeadline(std::time::Duration),
@@ -292,6 +296,7 @@ impl GraphError {
             Self::Api { .. } => "api",
             Self::Transport(_) => "network",
             Self::Timeout | Self::RefreshDeadline(_) => "timeout",
+            Self::Membership(_) => "membership",
             Self::BodyTooLarge(_) | Self::Page { .. } => "malformed",
             Self::ForeignNextLink { .. } | Self::NextLinkLoop(_) => "paging",
             Self::RetriesExhausted { last, .. } => last.metric_label(),

@@ -299,6 +299,7 @@ mod tests {
             admins_without_mfa: false,
             max_listed_admins: 0,
             today,
+            ..Settings::default()
         }
     }
 

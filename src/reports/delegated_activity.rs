@@ -250,7 +250,7 @@ mod tests {
             summary_user_roles: vec![],
             admins_without_mfa: false,
             max_listed_admins: 0,
-            today: 0,
+            ..Settings::default()
         }
     }
 

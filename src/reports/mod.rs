@@ -24,6 +24,7 @@ pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
 pub mod daily_summaries;
 pub mod delegated_activity;
+pub mod group_membership;
 pub mod registration;
 pub mod row;
 pub mod strength;
@@ -55,6 +56,7 @@ pub static REGISTRY: &[&dyn Report] = &[
     // Issue 15: the delegated-only activity reports.
     &delegated_activity::REGISTRATION_ACTIVITY,
     &delegated_activity::SIGN_INS,
+    &group_membership::REPORT,
 ];
 
 /// Everything the exporter knows about one report.
@@ -66,6 +68,17 @@ pub trait Report: Sync {
     /// The `endpoint` label of `entra_exporter_graph_requests_total`: Graph's own name.
     fn endpoint(&self) -> &'static str {
         self.path().rsplit('/').next().unwrap_or("")
+    }
+    /// The `endpoint` label of one of the report's requests, for reports whose requests
+    /// go to several Graph endpoints.
+    fn request_endpoint(&self, _request: &Request) -> &'static str {
+        self.endpoint()
+    }
+    /// Whether the report reads the directory (groups, members), which Graph meters
+    /// apart from the reports (graph-api.md §13.1.2): paced by
+    /// `directory_max_requests_per_10s` instead of `max_requests_per_10s`.
+    fn is_directory(&self) -> bool {
+        false
     }
     /// The permission Graph requires for the report (graph-api.md §6.1).
     fn permission(&self) -> &'static str;
@@ -164,7 +177,7 @@ pub struct Request {
 
 /// The settings of a tenant that shape what a report fetches and stores (built from
 /// the tenant's config, which validated them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     /// `$top` of collections.
     pub page_size: u32,
@@ -182,6 +195,15 @@ pub struct Settings {
     /// reports' "today", whose row is partial. Set by [`crate::collect`] from the clock
     /// (the reports read none); 0 outside a refresh.
     pub today: i64,
+    /// `groups`: coverage per group, each named by display name or object id.
+    pub groups: Vec<String>,
+    /// `exclude_groups`: their members never count toward coverage.
+    pub exclude_groups: Vec<String>,
+    /// `exclude_users`: UPN patterns left out of coverage.
+    pub exclude_users: Vec<String>,
+    /// The membership index of the tenant's last `group_membership` refresh, for the
+    /// registration fold's join; `None` while unknown (or not configured).
+    pub membership: Option<std::sync::Arc<crate::membership::Membership>>,
 }
 
 /// One refresh in progress: takes every response body, then yields the data.
@@ -189,6 +211,12 @@ pub trait Refresh: Send {
     /// Folds one body of request number `request` (an index into
     /// [`Report::requests`]): a page of a paged request, or the whole answer.
     fn page(&mut self, request: usize, body: &[u8]) -> Result<PageInfo, PageError>;
+    /// Requests to run after request number `request` got all its pages, numbered on
+    /// from the last one (a group's members once its name is resolved); an error ends
+    /// the refresh with that message.
+    fn next_requests(&mut self, _request: usize) -> Result<Vec<Request>, String> {
+        Ok(Vec::new())
+    }
     /// The finished data, once every body arrived.
     fn finish(self: Box<Self>) -> Finished;
 }
@@ -230,6 +258,10 @@ pub trait ReportData: Send + Sync + fmt::Debug {
     /// The coverage figures of the landing page, for data that has them (the
     /// registration sources); `None` for every other report.
     fn headline(&self) -> Option<Headline> {
+        None
+    }
+    /// The membership index, for data that is one (`group_membership`).
+    fn membership(&self) -> Option<std::sync::Arc<crate::membership::Membership>> {
         None
     }
 }
@@ -380,6 +412,7 @@ mod tests {
                 "user_password_resets_and_changes_summary",
                 "user_registration_activity",
                 "user_sign_ins_by_auth_method_summary",
+                "group_membership",
             ]
         );
         for r in ReportKind::all() {

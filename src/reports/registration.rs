@@ -2,11 +2,12 @@
 //! registration source ([`super::user_registration_details`] or the legacy
 //! [`super::credential_user_registration_details`]) from [`RegistrationCounts`].
 
-use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, UserType};
+use crate::aggregate::{Feature, METHOD_COUNT_BUCKETS, RegistrationCounts, Role, Source, UserType};
 use crate::families::{Families, Family};
+use crate::membership::{Coverage, Join};
 use crate::reports::strength::Strength;
 
-use super::{Headline, ReportData, Share, store_tagged};
+use super::{Headline, ReportData, Settings, Share, store_tagged};
 
 /// The snapshot-file tag of registration data.
 pub const TAG: &str = "Registration";
@@ -49,6 +50,27 @@ static UNCLASSIFIED: Family = Family::gauge(
     "entra_exporter_unclassified_method_info",
     "1 per registered-method string in the last refresh that the method-strength table does not know; it does not raise strength.",
 );
+// Exclusions and per-group coverage (design.md, "Coverage as security teams count it").
+static EXCLUDED: Family = Family::gauge(
+    "entra_users_excluded",
+    "Users of the registration report left out of coverage: by exclude_groups membership (group) or only an exclude_users pattern (pattern).",
+);
+static GROUP_MEMBERS: Family = Family::gauge(
+    "entra_group_members",
+    "Transitive user members of the configured group, exclusions left out.",
+);
+static GROUP_USERS: Family = Family::gauge(
+    "entra_group_users",
+    "Members of the configured group present in the registration report.",
+);
+static GROUP_WITH_FEATURE: Family = Family::gauge(
+    "entra_group_users_with_feature",
+    "Members of the configured group in the registration report for whom the feature holds.",
+);
+static GROUP_BY_STRENGTH: Family = Family::gauge(
+    "entra_group_users_by_strength",
+    "Members of the configured group in the registration report by strongest registered method (none, mfa, passwordless, phishing_resistant).",
+);
 
 /// The families of both registration sources, in exposition order.
 pub static FAMILIES: &[&Family] = &[
@@ -61,7 +83,76 @@ pub static FAMILIES: &[&Family] = &[
     &BY_STRENGTH,
     &DATA_UPDATED,
     &UNCLASSIFIED,
+    &EXCLUDED,
+    &GROUP_MEMBERS,
+    &GROUP_USERS,
+    &GROUP_WITH_FEATURE,
+    &GROUP_BY_STRENGTH,
 ];
+
+/// The membership join of a registration refresh, when the tenant configures groups or
+/// exclusions.
+pub(super) fn join(s: &Settings) -> Option<Join> {
+    let configured =
+        !s.groups.is_empty() || !s.exclude_groups.is_empty() || !s.exclude_users.is_empty();
+    configured.then(|| Join::new(s.membership.clone(), &s.exclude_users))
+}
+
+/// What of the join shapes the data, for the snapshot file's identity: a snapshot
+/// counted with other groups or exclusions is not restored.
+pub(super) fn join_identity(s: &Settings) -> String {
+    let list = |l: &[String]| l.join("\u{1f}");
+    match join(s) {
+        None => String::new(),
+        Some(_) => format!(
+            "|groups:{}|exclude:{}|patterns:{}",
+            list(&s.groups),
+            list(&s.exclude_groups),
+            list(&s.exclude_users)
+        ),
+    }
+}
+
+/// Adds the exclusion and per-group families of `coverage`.
+fn encode_coverage<'a>(
+    coverage: &'a Coverage,
+    source: Source,
+    tenant: &'a str,
+    out: &mut Families<'a>,
+) {
+    let excluded = [
+        ("group", coverage.excluded_by_group),
+        ("pattern", coverage.excluded_by_pattern),
+    ];
+    for (reason, n) in excluded {
+        out.add(&EXCLUDED, vec![("tenant", tenant), ("reason", reason)], n);
+    }
+    let [members, users, with_feature, by_strength] = [
+        &GROUP_MEMBERS,
+        &GROUP_USERS,
+        &GROUP_WITH_FEATURE,
+        &GROUP_BY_STRENGTH,
+    ]
+    .map(|f| out.id(f));
+    for g in &coverage.groups {
+        let labels = vec![("tenant", tenant), ("group", g.group.as_str())];
+        out.push(members, labels.clone(), g.members);
+        out.push(users, labels.clone(), g.users);
+        for f in source.features() {
+            let mut l = labels.clone();
+            l.push(("feature", f.label()));
+            out.push(with_feature, l, g.features[*f as usize]);
+        }
+        // Strength is read from methodsRegistered, which only the v1.0 source has.
+        if source == Source::UserRegistrationDetails {
+            for s in Strength::ALL {
+                let mut l = labels.clone();
+                l.push(("strength", s.label()));
+                out.push(by_strength, l, g.strengths[s as usize]);
+            }
+        }
+    }
+}
 
 impl ReportData for RegistrationCounts {
     fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
@@ -126,6 +217,9 @@ impl ReportData for RegistrationCounts {
                 vec![("tenant", tenant), ("user_principal_name", upn)],
                 1u64,
             );
+        }
+        if let Some(coverage) = &self.coverage {
+            encode_coverage(coverage, self.source, tenant, out);
         }
     }
 

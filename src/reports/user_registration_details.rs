@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::MapAccess;
 
-use super::registration::{FAMILIES, TAG};
+use super::registration::{FAMILIES, TAG, join, join_identity};
 use super::restore_tagged;
 use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
 use super::strength::strongest;
@@ -14,6 +14,7 @@ use super::user_credential_usage_details::parse_date_time;
 use super::{Finished, Folding, Refresh, Report, ReportData, Request, Settings, Warning};
 use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 use crate::families::Family;
+use crate::membership::Join;
 use crate::odata::Fold;
 
 /// The report.
@@ -52,20 +53,22 @@ impl Report for UserRegistrationDetails {
     }
 
     fn start(&self, s: &Settings) -> Box<dyn Refresh> {
-        let fold = if s.admins_without_mfa {
+        let mut fold = if s.admins_without_mfa {
             Folder::listing_admins_without_mfa(s.max_listed_admins as usize)
         } else {
             Folder::default()
         };
+        fold.1 = join(s);
         Box::new(Folding::new(fold, Folder::finish))
     }
 
     fn identity(&self, s: &Settings) -> String {
-        if s.admins_without_mfa {
+        let admins = if s.admins_without_mfa {
             format!("admins:{}", s.max_listed_admins)
         } else {
             String::new()
-        }
+        };
+        admins + &join_identity(s)
     }
 
     fn restore(&self, stored: &serde_json::Value) -> serde_json::Result<Box<dyn ReportData>> {
@@ -81,6 +84,8 @@ impl Report for UserRegistrationDetails {
 /// refresh: see [`super::page::next_key`] and BENCHMARKS.md.
 #[derive(Debug, Default)]
 pub struct Row<'a> {
+    /// `id`: the user's object id, the key of the group-membership join.
+    pub id: Option<CowStr<'a>>,
     /// `userPrincipalName`, used only for the opt-in list of admins without MFA, so
     /// kept as raw bytes: validated only for the few rows that are listed.
     pub user_principal_name: Option<RawStr<'a>>,
@@ -123,6 +128,7 @@ impl<'de> ByteKeyedRow<'de> for Row<'de> {
 
     fn read_field<A: MapAccess<'de>>(&mut self, key: &[u8], map: &mut A) -> Result<bool, A::Error> {
         match key {
+            b"id" => self.id = map.next_value()?,
             b"userPrincipalName" => self.user_principal_name = map.next_value()?,
             b"userType" => self.user_type = map.next_value::<Option<CowStr>>()?.map(|s| s.0),
             b"isAdmin" => self.is_admin = map.next_value()?,
@@ -169,13 +175,13 @@ impl Row<'_> {
 
 /// Folds rows of this report.
 #[derive(Debug)]
-pub struct Folder(pub RegistrationCounts);
+pub struct Folder(pub RegistrationCounts, pub Option<Join>);
 
 impl Default for Folder {
     fn default() -> Self {
         let mut counts = RegistrationCounts::new(Source::UserRegistrationDetails);
         counts.strength.counted = true;
-        Self(counts)
+        Self(counts, None)
     }
 }
 
@@ -191,7 +197,8 @@ impl Folder {
 
 impl Folder {
     /// The counts, with a warning when the admin list was cut.
-    fn finish(self) -> Finished {
+    fn finish(mut self) -> Finished {
+        self.0.coverage = self.1.map(Join::finish);
         let warnings = match &self.0.admins_without_mfa {
             Some(list) if list.is_cut() => vec![Warning {
                 message: "more admins without MFA than max_listed_admins: entra_admin_without_mfa_info lists only the first by user principal name",
@@ -216,14 +223,8 @@ impl Fold for Folder {
 
     #[inline]
     fn add(&mut self, row: Row<'_>) {
-        if let Some(admins) = &mut self.0.admins_without_mfa
-            && row.is_admin == Some(true)
-            && row.mfa_capable != Some(true)
-        {
-            let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
-            admins.add(upn.as_deref());
-        }
-        // Strength and freshness are over all rows (design.md, "Readings that tests
+        let id = row.id.as_ref().map(|id| id.0.as_ref());
+        // Strength and freshness are over all rows, excluded users' too (design.md, "Readings that tests
         // rely on"); unclassified strings are copied only the first time one is seen.
         let facts = &mut self.0.strength;
         if let Some(at) = row
@@ -235,9 +236,28 @@ impl Fold for Folder {
         }
         let unclassified = &mut facts.unclassified;
         let strength = strongest(row.methods_registered.iter(), |m| unclassified.insert(m));
+        if let Some(join) = &mut self.1 {
+            let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
+            if join.exclusion(id, upn.as_deref()).is_some() {
+                return;
+            }
+        }
+        if let Some(admins) = &mut self.0.admins_without_mfa
+            && row.is_admin == Some(true)
+            && row.mfa_capable != Some(true)
+        {
+            let upn = row.user_principal_name.as_ref().map(RawStr::to_str);
+            admins.add(upn.as_deref());
+        }
         let methods = row.methods_registered.iter();
-        let group = self.0.add_user(&row.facts(), methods);
+        let user = row.facts();
+        let group = self.0.add_user(&user, methods);
         group.strength[strength as usize] += 1;
+        if let Some(join) = &mut self.1
+            && join.has_groups()
+        {
+            join.count(id, &user.features, strength as usize);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Faults, RateLimit, SimConfig, SimServer,
-    SimTenant,
+    SimTenant, department_groups,
 };
 
 /// What the exporter's `max_requests_per_10s` is raised to against a simulator that
@@ -115,6 +115,13 @@ pub struct SimulateArgs {
     /// against it.
     #[arg(long, value_name = "PATH")]
     certificate: Option<PathBuf>,
+    /// Serve this many groups, `Department 0` … (ids in the start banner's config), that
+    /// share --group-memberships between them (load tests of `groups`).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=50))]
+    groups: u32,
+    /// With --groups: user memberships over all the groups together.
+    #[arg(long, value_name = "M", default_value_t = 0, requires = "groups")]
+    group_memberships: u64,
 }
 
 /// Why `simulate` could not start.
@@ -196,6 +203,7 @@ fn sim_config(args: &SimulateArgs) -> Result<SimConfig, CliError> {
             tenant.drift = args.drift;
             tenant.certificate_pem = certificate.clone();
             tenant.app_only_summaries = args.app_only_summaries;
+            tenant.groups = department_groups(args.groups, args.users, args.group_memberships);
             tenant
         })
         .collect();
@@ -219,6 +227,7 @@ fn sim_config(args: &SimulateArgs) -> Result<SimConfig, CliError> {
             missing_value_every: args.missing_value_every,
             next_link_loop_every: args.next_link_loop_every,
             licence_lost_after: args.licence_lost_after,
+            ..Faults::default()
         },
         token_lifetime: args.token_lifetime,
         ..SimConfig::default()

@@ -55,6 +55,8 @@ pub(crate) struct Decision {
 pub(crate) struct FaultPlan {
     faults: RwLock<Faults>,
     seen: AtomicU64,
+    /// Directory requests seen (counted apart from the report requests).
+    directory_seen: AtomicU64,
     /// Accepted request times per tenant index, for the sliding-window limit.
     windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
     /// Accepted request times per app (client ID, lowercase), for the per-app limit.
@@ -77,6 +79,7 @@ impl FaultPlan {
         Self {
             faults: RwLock::new(faults),
             seen: AtomicU64::new(0),
+            directory_seen: AtomicU64::new(0),
             windows: Mutex::new(HashMap::new()),
             app_windows: Mutex::new(HashMap::new()),
             app_peak: AtomicU64::new(0),
@@ -99,6 +102,16 @@ impl FaultPlan {
 
     /// Called once per report request. Throttling wins over a 5xx on the same request;
     /// an answered error leaves no page to change.
+    /// For a directory request: `Some(retry_after)` when it is to be throttled.
+    pub(crate) fn directory_throttle(&self) -> Option<Option<f64>> {
+        let n = self.directory_seen.fetch_add(1, Ordering::SeqCst) + 1;
+        let f = self.faults.read().expect("faults poisoned");
+        match f.directory_throttle_every {
+            Some(k) if k > 0 && n.is_multiple_of(u64::from(k)) => Some(f.directory_retry_after),
+            _ => None,
+        }
+    }
+
     pub(crate) fn next(&self) -> Decision {
         let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
         let f = self.faults.read().expect("faults poisoned");

@@ -70,6 +70,17 @@ fn throttled(ctx: &Ctx, retry_after: Option<f64>) -> Reply {
     }
 }
 
+/// Graph's answer to anything but GET.
+pub(crate) fn method_not_allowed(ctx: &Ctx) -> Reply {
+    error(
+        ctx,
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
+    .with("allow", "GET".into())
+}
+
 pub(crate) fn bad_request(ctx: &Ctx, message: &str) -> Reply {
     error(ctx, 400, "BadRequest", message)
 }
@@ -158,6 +169,9 @@ fn route<'a>(path: &'a str) -> Result<Route<'a>, (u16, String)> {
 
 /// Handles every request that is not for the token endpoint.
 pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
+    if super::directory::is_directory(req.path) {
+        return super::directory::handle(state, ctx, req);
+    }
     let route = match route(req.path) {
         Ok(r) => r,
         Err((status, message)) => {
@@ -170,13 +184,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         }
     };
     if req.method != Method::GET {
-        return error(
-            ctx,
-            405,
-            "Request_BadRequest",
-            "Specified HTTP method is not allowed for the request target.",
-        )
-        .with("allow", "GET".into());
+        return method_not_allowed(ctx);
     }
     let decision = state.faults.next();
     match decision.injected {
@@ -302,7 +310,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     }
 }
 
-fn authenticate(
+pub(crate) fn authenticate(
     state: &State,
     ctx: &Ctx,
     authorization: Option<&str>,

@@ -21,9 +21,11 @@ mod assertion;
 mod base64url;
 mod body;
 pub mod cli;
+mod coverage_truth;
 mod daily;
 mod dates;
 mod delegated;
+mod directory;
 mod events;
 mod family_truth;
 mod faults;
@@ -46,6 +48,7 @@ mod tests;
 use std::time::Duration;
 
 pub use assertion::{FEDERATED_AUDIENCE, FEDERATED_ISSUER};
+pub use coverage_truth::{CoverageSpec, CoverageTruth, GroupCoverageTruth};
 pub use daily::{DailyReport, DailyTruth};
 pub use delegated::RefreshStatus;
 pub use family_truth::{
@@ -140,6 +143,37 @@ pub struct SimTenant {
     /// Client ID of a user-assigned managed identity in this tenant, granted the same
     /// roles; the identity endpoints issue its tokens when asked with this `client_id`.
     pub managed_identity: Option<String>,
+    /// The tenant's groups (`/v1.0/groups`, graph-api.md §13.2–13.3).
+    pub groups: Vec<SimGroup>,
+}
+
+/// A simulated group.
+#[derive(Debug, Clone, Default)]
+pub struct SimGroup {
+    /// Object id.
+    pub id: String,
+    /// Display name (not unique: two groups may share one).
+    pub display_name: String,
+    /// Direct user members, by generator index (an index at or past the tenant's
+    /// `users` is a member the registration report does not list).
+    pub users: Vec<UserSet>,
+    /// Ids of directly nested groups (cycles allowed).
+    pub nested: Vec<String>,
+    /// Direct members that are not users: devices, service principals, contacts in turn.
+    pub other_members: u32,
+    /// Deleted: 404 by id, absent by name.
+    pub deleted: bool,
+}
+
+/// Users `start, start + step, …` below `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSet {
+    /// First index.
+    pub start: u64,
+    /// End (exclusive).
+    pub end: u64,
+    /// Stride (0 counts as 1).
+    pub step: u64,
 }
 
 impl std::fmt::Debug for SimTenant {
@@ -157,13 +191,14 @@ impl std::fmt::Debug for SimTenant {
             .field("certificate", &self.certificate_pem.is_some())
             .field("federated_subject", &self.federated_subject)
             .field("managed_identity", &self.managed_identity)
+            .field("groups", &self.groups.len())
             .finish()
     }
 }
 
 impl SimTenant {
-    /// A licensed tenant with static data whose app holds `AuditLog.Read.All` and
-    /// `Reports.Read.All`.
+    /// A licensed tenant with static data whose app holds `AuditLog.Read.All`,
+    /// `Reports.Read.All` and `GroupMember.Read.All`.
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -177,13 +212,18 @@ impl SimTenant {
             client_secret: client_secret.into(),
             users,
             seed,
-            roles: vec!["AuditLog.Read.All".into(), "Reports.Read.All".into()],
+            roles: vec![
+                "AuditLog.Read.All".into(),
+                "Reports.Read.All".into(),
+                "GroupMember.Read.All".into(),
+            ],
             licensed: true,
             drift: None,
             app_only_summaries: false,
             certificate_pem: None,
             federated_subject: None,
             managed_identity: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -226,6 +266,11 @@ pub struct Faults {
     pub next_link_loop_every: Option<u32>,
     /// After N report requests the tenant loses its P1/P2 licence (403 from then on).
     pub licence_lost_after: Option<u32>,
+    /// Every Nth directory request (`/v1.0/groups…`, counted apart from the reports)
+    /// is answered with the directory service's 429.
+    pub directory_throttle_every: Option<u32>,
+    /// `Retry-After` seconds sent with those 429s (`None`: no header).
+    pub directory_retry_after: Option<f64>,
 }
 
 /// A sliding-window request limit (graph-api.md §7.7, §11.8).
@@ -307,8 +352,80 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
     );
     tenant.drift = Some(DEMO_DRIFT_PERIOD);
     tenant.app_only_summaries = true;
+    tenant.groups = demo_groups(users);
     SimConfig {
         tenants: vec![tenant],
         ..SimConfig::default()
     }
 }
+
+/// `count` groups `Department 0` … with ids `00000000-0000-4000-8000-0000d0000000` …
+/// that share `memberships` user memberships evenly: group `i` holds every
+/// `count`-th user from `i` on (no group nests; for load tests).
+pub fn department_groups(count: u32, users: u64, memberships: u64) -> Vec<SimGroup> {
+    let count = u64::from(count);
+    (0..count)
+        .map(|i| {
+            let per = memberships / count.max(1);
+            SimGroup {
+                id: format!("00000000-0000-4000-8000-0000d{i:07x}"),
+                display_name: format!("Department {i}"),
+                users: vec![UserSet {
+                    start: i,
+                    end: (i + per * count).min(users.max(i)),
+                    step: count,
+                }],
+                ..SimGroup::default()
+            }
+        })
+        .collect()
+}
+
+/// The demo tenant's groups: a few departments (Engineering nests Platform, so users
+/// reach it by two paths), executives, and a break-glass group; `--demo` configures
+/// them with [`DEMO_COVERAGE_CONFIG`].
+fn demo_groups(users: u64) -> Vec<SimGroup> {
+    let id = |n: u32| format!("00000000-0000-4000-8000-0000de6f{n:04x}");
+    let share = |from: f64, to: f64| UserSet {
+        start: (users as f64 * from) as u64,
+        end: (users as f64 * to) as u64,
+        step: 1,
+    };
+    let group = |n, name: &str, users: Vec<UserSet>, nested: Vec<String>, others| SimGroup {
+        id: id(n),
+        display_name: name.to_owned(),
+        users,
+        nested,
+        other_members: others,
+        deleted: false,
+    };
+    vec![
+        group(0, "Finance", vec![share(0.0, 0.12)], vec![], 2),
+        group(1, "Engineering", vec![share(0.12, 0.45)], vec![id(2)], 25),
+        group(2, "Platform", vec![share(0.40, 0.52)], vec![], 4),
+        group(3, "Sales", vec![share(0.52, 0.80)], vec![], 0),
+        group(
+            4,
+            "Executives",
+            vec![UserSet {
+                start: 7,
+                end: users,
+                step: 97,
+            }],
+            vec![],
+            0,
+        ),
+        group(
+            5,
+            "Emergency access accounts",
+            vec![share(0.998, 1.0)],
+            vec![],
+            0,
+        ),
+    ]
+}
+
+/// The coverage keys `--demo` adds to its tenant: the departments of the demo tenant's
+/// groups, its break-glass group excluded, and a service-account naming pattern.
+pub const DEMO_COVERAGE_CONFIG: &str = "groups = [\"Finance\", \"Engineering\", \"Platform\", \"Sales\", \"Executives\"]\n\
+     exclude_groups = [\"Emergency access accounts\"]\nexclude_users = [\"user1?@*\"]\n";

@@ -127,6 +127,9 @@ pub(crate) struct State {
     /// Per tenant: whether it holds a P1/P2 licence now (starts from the config and can
     /// be switched at run time to simulate licence loss).
     pub(crate) licensed: Vec<AtomicBool>,
+    /// Per tenant: directory permission withdrawn at run time (the app's
+    /// `GroupMember.Read.All` consent removed): every directory route answers 403.
+    pub(crate) directory_denied: Vec<AtomicBool>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counters: Mutex<SimCounters>,
     truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
@@ -170,9 +173,15 @@ impl SimServer {
             .iter()
             .map(|t| AtomicBool::new(t.licensed))
             .collect();
+        let directory_denied = config
+            .tenants
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         let state = Arc::new(State {
             faults: FaultPlan::new(config.faults.clone()),
             licensed,
+            directory_denied,
             config,
             tenants,
             base_url: format!("http://{host}"),
@@ -235,6 +244,21 @@ impl SimServer {
         }
         cache.push_back((key, computed.clone()));
         computed
+    }
+
+    /// The coverage families' truth for `spec` (registration counts without the
+    /// excluded users, exclusions, per group), for a walk started now.
+    pub fn coverage_truth(
+        &self,
+        tenant_id: &str,
+        spec: &super::CoverageSpec,
+    ) -> super::CoverageTruth {
+        let Some(index) = self.tenant_index(tenant_id) else {
+            return super::CoverageTruth::default();
+        };
+        let tenant = &self.state.tenants[index];
+        let cfg = &self.state.config.tenants[index];
+        super::coverage_truth::compute(cfg, tenant, tenant.dataset_time(now_unix()), spec)
     }
 
     /// The tenant generator and the dataset time a walk started now sees.
@@ -358,6 +382,17 @@ impl SimServer {
             return false;
         };
         self.state.licensed[i].store(licensed, Ordering::SeqCst);
+        true
+    }
+
+    /// Withdraws (or gives back) the app's directory permission from now on, as if an
+    /// admin removed its `GroupMember.Read.All` consent. Returns false for an unknown
+    /// tenant.
+    pub fn set_directory_permission(&self, tenant_id: &str, granted: bool) -> bool {
+        let Some(i) = self.tenant_index(tenant_id) else {
+            return false;
+        };
+        self.state.directory_denied[i].store(!granted, Ordering::SeqCst);
         true
     }
 

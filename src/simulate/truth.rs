@@ -190,8 +190,24 @@ impl GroupTruth {
     }
 }
 
+/// What `userRegistrationDetails` says of `u`, by design.md's feature names.
+pub(crate) fn user_features(u: &User) -> [(&'static str, bool); 7] {
+    [
+        ("mfa_registered", u.mfa_registered),
+        ("mfa_capable", u.mfa_capable),
+        ("sspr_registered", u.sspr_registered),
+        ("sspr_enabled", u.sspr_enabled),
+        ("sspr_capable", u.sspr_capable),
+        ("passwordless_capable", u.passwordless_capable),
+        (
+            "system_preferred_mfa_enabled",
+            u.system_preferred_enabled == Tri::True,
+        ),
+    ]
+}
+
 /// Folds one user into `truth` for `report`.
-fn fold(truth: &mut RegistrationTruth, report: SimReport, u: &User) {
+pub(crate) fn fold(truth: &mut RegistrationTruth, report: SimReport, u: &User) {
     match report {
         SimReport::UserRegistrationDetails => {
             let key = (
@@ -214,18 +230,7 @@ fn fold(truth: &mut RegistrationTruth, report: SimReport, u: &User) {
                 .get_mut(strength_label(u.methods.as_slice()))
                 .expect("strength preset") += 1;
             g.add(
-                &[
-                    ("mfa_registered", u.mfa_registered),
-                    ("mfa_capable", u.mfa_capable),
-                    ("sspr_registered", u.sspr_registered),
-                    ("sspr_enabled", u.sspr_enabled),
-                    ("sspr_capable", u.sspr_capable),
-                    ("passwordless_capable", u.passwordless_capable),
-                    (
-                        "system_preferred_mfa_enabled",
-                        u.system_preferred_enabled == Tri::True,
-                    ),
-                ],
+                &user_features(u),
                 u.methods.as_slice(),
                 Some(preferred_label(u.preferred)),
             );
