@@ -26,12 +26,18 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// few times a second however many refreshes finish (a new snapshot shows within this).
 pub const MIN_AGE: Duration = Duration::from_millis(250);
 
-/// One encoding of the registry, each form made once.
+/// One encoding of the registry, each form made once. Only the forms scrapers ask for
+/// are kept: a Prometheus server asks for gzip, and the identity text (15 times the
+/// size) is then dropped once compressed, and made again from the gzip form if asked.
 pub struct Encoded {
     generation: u64,
     at: Instant,
-    openmetrics: Bytes,
+    /// Bytes of the OpenMetrics text: the next encoding's capacity.
+    len: usize,
+    /// Kept while wanted, and always until its gzip form exists (one of the two is).
+    openmetrics: OnceLock<Bytes>,
     openmetrics_gzip: OnceLock<Bytes>,
+    /// Likewise kept while wanted or until its gzip form exists.
     classic: OnceLock<Bytes>,
     classic_gzip: OnceLock<Bytes>,
 }
@@ -40,10 +46,10 @@ impl Encoded {
     /// The body in `format`, gzip-compressed when `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Bytes {
         match (format, gzip) {
-            (Format::OpenMetrics, false) => self.openmetrics.clone(),
+            (Format::OpenMetrics, false) => self.openmetrics().clone(),
             (Format::OpenMetrics, true) => self
                 .openmetrics_gzip
-                .get_or_init(|| compress(&self.openmetrics))
+                .get_or_init(|| compress(self.openmetrics()))
                 .clone(),
             (Format::Classic, false) => self.classic().clone(),
             (Format::Classic, true) => self
@@ -53,13 +59,44 @@ impl Encoded {
         }
     }
 
+    fn openmetrics(&self) -> &Bytes {
+        self.openmetrics.get_or_init(|| {
+            decompress(
+                self.openmetrics_gzip
+                    .get()
+                    .expect("the text is dropped only once compressed"),
+            )
+        })
+    }
+
     fn classic(&self) -> &Bytes {
         self.classic.get_or_init(|| {
+            if let Some(gz) = self.classic_gzip.get() {
+                return decompress(gz);
+            }
             // prometheus-client writes valid UTF-8; the lossy path is never taken.
-            let om = String::from_utf8_lossy(&self.openmetrics);
+            let om = String::from_utf8_lossy(self.openmetrics());
             Bytes::from(exposition::to_classic(&om))
         })
     }
+
+    /// Drops the identity forms not in `wanted` (bits of [`FORMS`]) whose gzip form
+    /// exists.
+    fn drop_unwanted(&mut self, wanted: u8) {
+        if wanted & OPENMETRICS == 0 && self.openmetrics_gzip.get().is_some() {
+            self.openmetrics.take();
+        }
+        if wanted & CLASSIC == 0 && self.classic_gzip.get().is_some() {
+            self.classic.take();
+        }
+    }
+}
+
+fn decompress(gz: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(gz.len() * 16);
+    // Our own gzip, in memory: it cannot fail.
+    std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut out).expect("gunzip our own body");
+    Bytes::from(out)
 }
 
 fn compress(data: &[u8]) -> Bytes {
@@ -74,12 +111,16 @@ fn compress(data: &[u8]) -> Bytes {
     Bytes::from(gz.finish().expect("gzip into memory"))
 }
 
-/// The forms other than plain OpenMetrics (always made), each with its bit in
-/// [`ScrapeCache::wanted`].
-const FORMS: [(u8, Format, bool); 3] = [
+/// [`FORMS`] bits of the identity forms.
+const CLASSIC: u8 = 2;
+const OPENMETRICS: u8 = 8;
+
+/// Every form, each with its bit in [`ScrapeCache::wanted`].
+const FORMS: [(u8, Format, bool); 4] = [
     (1, Format::OpenMetrics, true),
-    (2, Format::Classic, false),
+    (CLASSIC, Format::Classic, false),
     (4, Format::Classic, true),
+    (OPENMETRICS, Format::OpenMetrics, false),
 ];
 
 /// The cached exposition.
@@ -170,10 +211,17 @@ impl ScrapeCache {
     /// asked for, and publishes the result (which it returns). `turn` is given back when
     /// done.
     pub fn encode(&self, registry: &Registry, generation: u64, turn: Turn) -> Arc<Encoded> {
-        let encoded = Encoded {
+        // The last body's size (and a little): no regrowing, and no doubled capacity kept.
+        let capacity = self.current().map_or(0, |e| e.len + e.len / 16);
+        let mut text = exposition::encode_openmetrics(registry, capacity);
+        if text.capacity() > text.len() + text.len() / 8 {
+            text.shrink_to_fit();
+        }
+        let mut encoded = Encoded {
             generation,
             at: Instant::now(),
-            openmetrics: Bytes::from(exposition::encode(registry, Format::OpenMetrics)),
+            len: text.len(),
+            openmetrics: OnceLock::from(Bytes::from(text)),
             openmetrics_gzip: OnceLock::new(),
             classic: OnceLock::new(),
             classic_gzip: OnceLock::new(),
@@ -188,6 +236,7 @@ impl ScrapeCache {
                 encoded.body(format, gzip);
             }
         }
+        encoded.drop_unwanted(wanted);
         let encoded = Arc::new(encoded);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(encoded.clone());
         drop(turn);
@@ -296,6 +345,40 @@ mod tests {
         std::thread::sleep(MIN_AGE);
         cache.get(&registry, 2, Format::OpenMetrics, false);
         assert_eq!(built(&cache), (true, false));
+    }
+
+    #[test]
+    fn identity_text_is_kept_only_when_asked_for() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("c", "A counter.", counter.clone());
+        let cache = ScrapeCache::default();
+        let kept = |cache: &ScrapeCache| {
+            let current = cache.current.read().unwrap();
+            let e = current.as_ref().unwrap();
+            (e.openmetrics.get().is_some(), e.classic.get().is_some())
+        };
+        let gz = cache.get(&registry, 1, Format::OpenMetrics, true);
+        cache.get(&registry, 1, Format::Classic, true);
+        counter.inc();
+        std::thread::sleep(MIN_AGE);
+        let gz2 = cache.get(&registry, 2, Format::OpenMetrics, true);
+        assert_ne!(gz, gz2);
+        assert_eq!(kept(&cache), (false, false), "only the gzip forms kept");
+        // Asked for after all: made from the gzip form, the same text.
+        let text = cache.get(&registry, 2, Format::OpenMetrics, false);
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz2[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &text[..]);
+        assert!(plain.contains("c_total 1"));
+        let classic = cache.get(&registry, 2, Format::Classic, false);
+        assert!(!String::from_utf8_lossy(&classic).contains("# EOF"));
+        // Wanted from now on: the next encoding keeps them.
+        std::thread::sleep(MIN_AGE);
+        cache.get(&registry, 3, Format::OpenMetrics, true);
+        assert_eq!(kept(&cache), (true, true));
     }
 
     /// A collector that, once armed, holds the encoding until the test releases it.
