@@ -59,13 +59,20 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 
 /// Encodes `registry` in `format`.
 pub fn encode(registry: &Registry, format: Format) -> String {
-    let mut om = String::with_capacity(16 << 10);
-    // Writing to a String cannot fail; an error here is a bug in a collector.
-    prometheus_client::encoding::text::encode(&mut om, registry).expect("encoding to a String");
+    let om = encode_openmetrics(registry, 16 << 10);
     match format {
         Format::OpenMetrics => om,
         Format::Classic => to_classic(&om),
     }
+}
+
+/// The OpenMetrics text of `registry`, written into a String of `capacity` bytes to
+/// start with (a big body's last size: no regrowing).
+pub fn encode_openmetrics(registry: &Registry, capacity: usize) -> String {
+    let mut om = String::with_capacity(capacity);
+    // Writing to a String cannot fail; an error here is a bug in a collector.
+    prometheus_client::encoding::text::encode(&mut om, registry).expect("encoding to a String");
+    om
 }
 
 /// Rewrites prometheus-client's OpenMetrics text as Prometheus text 0.0.4:

@@ -5,11 +5,13 @@
 //! staler than that. Each format and its gzip form are made on first use and
 //! shared by every scrape until the next encoding.
 //!
-//! A scrape that finds the body stale while another is already re-encoding serves the
-//! previous body instead of waiting: no request thread blocks behind an encoding.
+//! A scrape never waits for an encoding while a complete body exists: one that finds the
+//! body stale serves the previous one and takes the turn to re-encode, which the server
+//! runs on a thread of its own ([`ScrapeCache::lookup`]); the others serve the previous
+//! body until the new one is published. Only the very first scrape waits.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,22 +26,30 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// few times a second however many refreshes finish (a new snapshot shows within this).
 pub const MIN_AGE: Duration = Duration::from_millis(250);
 
-struct Encoded {
+/// One encoding of the registry, each form made once. Only the forms scrapers ask for
+/// are kept: a Prometheus server asks for gzip, and the identity text (15 times the
+/// size) is then dropped once compressed, and made again from the gzip form if asked.
+pub struct Encoded {
     generation: u64,
     at: Instant,
-    openmetrics: Bytes,
+    /// Bytes of the OpenMetrics text: the next encoding's capacity.
+    len: usize,
+    /// Kept while wanted, and always until its gzip form exists (one of the two is).
+    openmetrics: OnceLock<Bytes>,
     openmetrics_gzip: OnceLock<Bytes>,
+    /// Likewise kept while wanted or until its gzip form exists.
     classic: OnceLock<Bytes>,
     classic_gzip: OnceLock<Bytes>,
 }
 
 impl Encoded {
-    fn body(&self, format: Format, gzip: bool) -> Bytes {
+    /// The body in `format`, gzip-compressed when `gzip`.
+    pub fn body(&self, format: Format, gzip: bool) -> Bytes {
         match (format, gzip) {
-            (Format::OpenMetrics, false) => self.openmetrics.clone(),
+            (Format::OpenMetrics, false) => self.openmetrics().clone(),
             (Format::OpenMetrics, true) => self
                 .openmetrics_gzip
-                .get_or_init(|| compress(&self.openmetrics))
+                .get_or_init(|| compress(self.openmetrics()))
                 .clone(),
             (Format::Classic, false) => self.classic().clone(),
             (Format::Classic, true) => self
@@ -49,13 +59,44 @@ impl Encoded {
         }
     }
 
+    fn openmetrics(&self) -> &Bytes {
+        self.openmetrics.get_or_init(|| {
+            decompress(
+                self.openmetrics_gzip
+                    .get()
+                    .expect("the text is dropped only once compressed"),
+            )
+        })
+    }
+
     fn classic(&self) -> &Bytes {
         self.classic.get_or_init(|| {
+            if let Some(gz) = self.classic_gzip.get() {
+                return decompress(gz);
+            }
             // prometheus-client writes valid UTF-8; the lossy path is never taken.
-            let om = String::from_utf8_lossy(&self.openmetrics);
+            let om = String::from_utf8_lossy(self.openmetrics());
             Bytes::from(exposition::to_classic(&om))
         })
     }
+
+    /// Drops the identity forms not in `wanted` (bits of [`FORMS`]) whose gzip form
+    /// exists.
+    fn drop_unwanted(&mut self, wanted: u8) {
+        if wanted & OPENMETRICS == 0 && self.openmetrics_gzip.get().is_some() {
+            self.openmetrics.take();
+        }
+        if wanted & CLASSIC == 0 && self.classic_gzip.get().is_some() {
+            self.classic.take();
+        }
+    }
+}
+
+fn decompress(gz: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(gz.len() * 16);
+    // Our own gzip, in memory: it cannot fail.
+    std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut out).expect("gunzip our own body");
+    Bytes::from(out)
 }
 
 fn compress(data: &[u8]) -> Bytes {
@@ -70,19 +111,26 @@ fn compress(data: &[u8]) -> Bytes {
     Bytes::from(gz.finish().expect("gzip into memory"))
 }
 
-/// The forms other than plain OpenMetrics (always made), each with its bit in
-/// [`ScrapeCache::wanted`].
-const FORMS: [(u8, Format, bool); 3] = [
+/// [`FORMS`] bits of the identity forms.
+const CLASSIC: u8 = 2;
+const OPENMETRICS: u8 = 8;
+
+/// Every form, each with its bit in [`ScrapeCache::wanted`].
+const FORMS: [(u8, Format, bool); 4] = [
     (1, Format::OpenMetrics, true),
-    (2, Format::Classic, false),
+    (CLASSIC, Format::Classic, false),
     (4, Format::Classic, true),
+    (OPENMETRICS, Format::OpenMetrics, false),
 ];
 
 /// The cached exposition.
 #[derive(Default)]
 pub struct ScrapeCache {
     current: RwLock<Option<Arc<Encoded>>>,
-    encoding: Mutex<()>,
+    /// Set while a re-encoding runs (see [`Turn`]): one at a time.
+    encoding: Arc<AtomicBool>,
+    /// Held by the very first encoding, which every scrape before it waits for.
+    first: Mutex<()>,
     /// The forms scrapers have asked for (bits of [`FORMS`]), made eagerly at each encoding.
     wanted: AtomicU8,
 }
@@ -93,45 +141,87 @@ impl std::fmt::Debug for ScrapeCache {
     }
 }
 
+/// The right to re-encode, taken by one stale scrape at a time; dropping it (after
+/// [`ScrapeCache::encode`], or without encoding) gives it back. `Send`, so the
+/// encoding can run off the request's thread.
+#[derive(Debug)]
+#[must_use = "a stale body is only re-encoded by passing the turn to ScrapeCache::encode"]
+pub struct Turn(Arc<AtomicBool>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// What a scrape finds without encoding ([`ScrapeCache::lookup`]).
+#[derive(Debug)]
+pub enum Lookup {
+    /// The body to serve: fresh, or stale while another scrape's re-encoding runs.
+    Ready(Bytes),
+    /// The last complete body, stale: serve it, and re-encode with the turn (in the
+    /// background: the scrape must not wait for it).
+    Stale(Bytes, Turn),
+    /// Nothing encoded yet: the scrape waits for the first encoding
+    /// ([`ScrapeCache::get`]).
+    Empty,
+}
+
 impl ScrapeCache {
     /// The body of `registry` in `format` (gzip-compressed when `gzip`), for a store at
-    /// `generation`.
+    /// `generation`, encoding here when it is stale (see [`lookup`](Self::lookup) for a
+    /// scrape that must not wait).
     pub fn get(&self, registry: &Registry, generation: u64, format: Format, gzip: bool) -> Bytes {
-        let cached = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let fresh = |e: &Encoded| {
-            let age = e.at.elapsed();
-            age < MIN_AGE || (e.generation == generation && age < MAX_AGE)
-        };
-        if let Some(e) = &cached
-            && fresh(e)
-        {
-            self.mark_wanted(format, gzip);
-            return e.body(format, gzip);
+        match self.lookup(generation, format, gzip) {
+            Lookup::Ready(body) => body,
+            Lookup::Stale(_, turn) => self.encode(registry, generation, turn).body(format, gzip),
+            Lookup::Empty => {
+                self.mark_wanted(format, gzip);
+                let _first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(e) = self.current() {
+                    return e.body(format, gzip);
+                }
+                let turn = self.take_turn().unwrap_or_else(|| Turn(Arc::default()));
+                self.encode(registry, generation, turn).body(format, gzip)
+            }
         }
-        let _turn = match (self.encoding.try_lock(), &cached) {
-            (Ok(turn), _) => turn,
+    }
+
+    /// The body to serve now without encoding, for a store at `generation`: the cached
+    /// one while fresh, else the last complete one, with the [`Turn`] to re-encode if no
+    /// other scrape has it. A scrape never waits for an encoding while a complete body
+    /// exists.
+    pub fn lookup(&self, generation: u64, format: Format, gzip: bool) -> Lookup {
+        let Some(e) = self.current() else {
+            return Lookup::Empty;
+        };
+        self.mark_wanted(format, gzip);
+        let body = e.body(format, gzip);
+        if fresh(&e, generation) {
+            return Lookup::Ready(body);
+        }
+        match self.take_turn() {
+            Some(turn) => Lookup::Stale(body, turn),
             // Someone is re-encoding: the previous body is at most moments older.
-            (Err(_), Some(e)) => return e.body(format, gzip),
-            // The very first scrape waits for the first encoding.
-            (Err(_), None) => self.encoding.lock().unwrap_or_else(|e| e.into_inner()),
-        };
-        if let Some(e) = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|e| fresh(e))
-        {
-            return e.body(format, gzip);
+            None => Lookup::Ready(body),
         }
-        let encoded = Encoded {
+    }
+
+    /// Encodes `registry` for a store at `generation`, makes every form scrapers have
+    /// asked for, and publishes the result (which it returns). `turn` is given back when
+    /// done.
+    pub fn encode(&self, registry: &Registry, generation: u64, turn: Turn) -> Arc<Encoded> {
+        // The last body's size (and a little): no regrowing, and no doubled capacity kept.
+        let capacity = self.current().map_or(0, |e| e.len + e.len / 16);
+        let mut text = exposition::encode_openmetrics(registry, capacity);
+        if text.capacity() > text.len() + text.len() / 8 {
+            text.shrink_to_fit();
+        }
+        let mut encoded = Encoded {
             generation,
             at: Instant::now(),
-            openmetrics: Bytes::from(exposition::encode(registry, Format::OpenMetrics)),
+            len: text.len(),
+            openmetrics: OnceLock::from(Bytes::from(text)),
             openmetrics_gzip: OnceLock::new(),
             classic: OnceLock::new(),
             classic_gzip: OnceLock::new(),
@@ -140,16 +230,31 @@ impl ScrapeCache {
         // scrape of a form after each encoding builds it inside OnceLock::get_or_init, and
         // every concurrent scrape of that form blocks its thread behind it (the p99 of
         // bench-metrics, BENCHMARKS.md).
-        self.mark_wanted(format, gzip);
         let wanted = self.wanted.load(Ordering::Relaxed);
         for (bit, format, gzip) in FORMS {
             if wanted & bit != 0 {
                 encoded.body(format, gzip);
             }
         }
+        encoded.drop_unwanted(wanted);
         let encoded = Arc::new(encoded);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(encoded.clone());
-        encoded.body(format, gzip)
+        drop(turn);
+        encoded
+    }
+
+    fn current(&self) -> Option<Arc<Encoded>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn take_turn(&self) -> Option<Turn> {
+        self.encoding
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then(|| Turn(self.encoding.clone()))
     }
 
     fn mark_wanted(&self, format: Format, gzip: bool) {
@@ -157,6 +262,12 @@ impl ScrapeCache {
             self.wanted.fetch_or(*bit, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether `e` may be served as it is to a store at `generation`.
+fn fresh(e: &Encoded, generation: u64) -> bool {
+    let age = e.at.elapsed();
+    age < MIN_AGE || (e.generation == generation && age < MAX_AGE)
 }
 
 /// Whether an `Accept-Encoding` value accepts gzip (`gzip` or `x-gzip` with q > 0).
@@ -234,6 +345,138 @@ mod tests {
         std::thread::sleep(MIN_AGE);
         cache.get(&registry, 2, Format::OpenMetrics, false);
         assert_eq!(built(&cache), (true, false));
+    }
+
+    #[test]
+    fn identity_text_is_kept_only_when_asked_for() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("c", "A counter.", counter.clone());
+        let cache = ScrapeCache::default();
+        let kept = |cache: &ScrapeCache| {
+            let current = cache.current.read().unwrap();
+            let e = current.as_ref().unwrap();
+            (e.openmetrics.get().is_some(), e.classic.get().is_some())
+        };
+        let gz = cache.get(&registry, 1, Format::OpenMetrics, true);
+        cache.get(&registry, 1, Format::Classic, true);
+        counter.inc();
+        std::thread::sleep(MIN_AGE);
+        let gz2 = cache.get(&registry, 2, Format::OpenMetrics, true);
+        assert_ne!(gz, gz2);
+        assert_eq!(kept(&cache), (false, false), "only the gzip forms kept");
+        // Asked for after all: made from the gzip form, the same text.
+        let text = cache.get(&registry, 2, Format::OpenMetrics, false);
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz2[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &text[..]);
+        assert!(plain.contains("c_total 1"));
+        let classic = cache.get(&registry, 2, Format::Classic, false);
+        assert!(!String::from_utf8_lossy(&classic).contains("# EOF"));
+        // Wanted from now on: the next encoding keeps them.
+        std::thread::sleep(MIN_AGE);
+        cache.get(&registry, 3, Format::OpenMetrics, true);
+        assert_eq!(kept(&cache), (true, true));
+    }
+
+    /// A collector that, once armed, holds the encoding until the test releases it.
+    #[derive(Debug, Default)]
+    struct Gate {
+        armed: std::sync::atomic::AtomicBool,
+        started: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+        release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl prometheus_client::collector::Collector for Gate {
+        fn encode(
+            &self,
+            _: prometheus_client::encoding::DescriptorEncoder,
+        ) -> Result<(), std::fmt::Error> {
+            if self.armed.load(Ordering::SeqCst) {
+                if let Some(started) = self.started.lock().unwrap().as_ref() {
+                    started.send(()).unwrap();
+                }
+                let release = self.release.lock().unwrap();
+                // Bounded: a test that never releases fails instead of hanging.
+                release
+                    .as_ref()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("the test releases the encoding");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_scrape_during_a_re_encode_is_served_the_previous_body() {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        let gate = Arc::new(Gate::default());
+        *gate.started.lock().unwrap() = Some(started_tx);
+        *gate.release.lock().unwrap() = Some(release_rx);
+        #[derive(Debug)]
+        struct Shared(Arc<Gate>);
+        impl prometheus_client::collector::Collector for Shared {
+            fn encode(
+                &self,
+                encoder: prometheus_client::encoding::DescriptorEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                self.0.encode(encoder)
+            }
+        }
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("c", "A counter.", counter.clone());
+        registry.register_collector(Box::new(Shared(gate.clone())));
+        let registry = Arc::new(registry);
+        let cache = Arc::new(ScrapeCache::default());
+
+        let first = cache.get(&registry, 1, Format::OpenMetrics, true);
+        counter.inc();
+        gate.armed.store(true, Ordering::SeqCst);
+        std::thread::sleep(MIN_AGE);
+        // Stale (a new generation, past MIN_AGE): served the previous body, with the turn.
+        let Lookup::Stale(body, turn) = cache.lookup(2, Format::OpenMetrics, true) else {
+            panic!("a stale body comes with the turn to re-encode");
+        };
+        assert_eq!(body.as_ptr(), first.as_ptr());
+        let encoder = {
+            let (cache, registry) = (cache.clone(), registry.clone());
+            std::thread::spawn(move || {
+                cache.encode(&registry, 2, turn);
+            })
+        };
+        started_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the re-encode started");
+        // While it runs, every scrape gets the previous body at once, even through
+        // `get` (which would otherwise encode itself), and nobody else gets the turn.
+        for _ in 0..3 {
+            match cache.lookup(2, Format::OpenMetrics, true) {
+                Lookup::Ready(b) => assert_eq!(b.as_ptr(), first.as_ptr()),
+                other => panic!("expected the previous body, got {other:?}"),
+            }
+            let b = cache.get(&registry, 2, Format::OpenMetrics, true);
+            assert_eq!(b.as_ptr(), first.as_ptr());
+        }
+        release_tx.send(()).unwrap();
+        encoder.join().unwrap();
+        gate.armed.store(false, Ordering::SeqCst);
+        let Lookup::Ready(new) = cache.lookup(2, Format::OpenMetrics, true) else {
+            panic!("the new body is fresh");
+        };
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&new[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert!(plain.contains("c_total 1"), "{plain}");
+        assert!(
+            cache.take_turn().is_some(),
+            "the turn is given back after the encoding"
+        );
     }
 
     #[test]

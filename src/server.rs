@@ -60,7 +60,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::exposition;
-use crate::scrape_cache::{ScrapeCache, accepts_gzip};
+use crate::scrape_cache::{Lookup, ScrapeCache, accepts_gzip};
 use crate::snapshot::Store;
 use crate::web_config::{WebConfig, WebConfigHandle};
 pub use connections::raise_open_file_limit;
@@ -544,7 +544,7 @@ fn connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 /// configured headers.
 async fn handle(
     req: &Request<Incoming>,
-    state: &ServerState,
+    state: &Arc<ServerState>,
     web: &WebConfig,
     requests: &RequestLimit,
     conn: &Arc<Conn>,
@@ -607,13 +607,37 @@ async fn admit_scrape(
     requests.admit(conn).await.map(Some)
 }
 
+/// The `/metrics` body: the cached one, re-encoded on a thread of its own when stale
+/// (the scrape is served the previous body meanwhile); only the first scrape waits.
+fn metrics_body(state: &Arc<ServerState>, format: exposition::Format, gzip: bool) -> Bytes {
+    let generation = state.store.generation();
+    match state.cache.lookup(generation, format, gzip) {
+        Lookup::Ready(body) => body,
+        Lookup::Stale(body, turn) => {
+            let state = state.clone();
+            let spawned = std::thread::Builder::new()
+                .name("encode".into())
+                .spawn(move || {
+                    state.cache.encode(&state.registry, generation, turn);
+                });
+            // No thread to be had: the next stale scrape tries again (the turn was
+            // given back with the closure).
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the /metrics encoding thread");
+            }
+            body
+        }
+        Lookup::Empty => state.cache.get(&state.registry, generation, format, gzip),
+    }
+}
+
 /// Routing without hyper's body type, for unit tests.
 pub fn route(
     method: &Method,
     path: &str,
     accept: Option<&str>,
     gzip: bool,
-    state: &ServerState,
+    state: &Arc<ServerState>,
 ) -> Resp {
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
@@ -624,9 +648,7 @@ pub fn route(
     }
     let mut resp = if path == state.telemetry_path {
         let format = exposition::negotiate(accept);
-        let body = state
-            .cache
-            .get(&state.registry, state.store.generation(), format, gzip);
+        let body = metrics_body(state, format, gzip);
         let mut r = Response::new(ResponseBody::from(body));
         let h = r.headers_mut();
         h.insert(
@@ -713,7 +735,7 @@ mod tests {
 
     #[test]
     fn routes() {
-        let s = state();
+        let s = Arc::new(state());
         assert_eq!(
             route(&Method::GET, "/-/healthy", None, false, &s).status(),
             200

@@ -218,7 +218,9 @@ impl GraphClient {
     ) -> Attempt {
         // Every attempt, retries included, counts against Graph's window.
         let limiters: Vec<&RateLimiter> = self.limiters.iter().map(|(_, l)| &**l).collect();
-        let waits = acquire_all(&limiters).await;
+        // Counted in the windows until the response's head is in (or the request fails):
+        // Graph counts it on arrival, somewhere between.
+        let (waits, in_flight) = acquire_all(&limiters).await;
         for ((label, _), waited) in self.limiters.iter().zip(waits) {
             if !waited.is_zero() {
                 self.metrics.limiter_waited(&self.tenant, label, waited);
@@ -239,6 +241,7 @@ impl GraphClient {
             .header("client-request-id", &request_id)
             .send()
             .await;
+        drop(in_flight);
         let result = match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();

@@ -12,8 +12,9 @@
 //!
 //! A request passes its limiters in a fixed order, the tenant's first, the shared
 //! app's last ([`acquire_all`]): it waits for room in each while holding the ones
-//! before, and is recorded in all of them at the same instant, once it may go. Every
-//! attempt (retries included) passes them.
+//! before, and is recorded in all of them at the same instant, once it may go; it counts
+//! there until a window after its response ([`InFlight`]). Every attempt (retries
+//! included) passes them.
 //!
 //! Fairness policy: round-robin across tenants at the shared limiter. Each limiter
 //! serves its waiters in arrival order (tokio's mutex is FIFO), and because a tenant
@@ -30,7 +31,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::config::{Credential, TenantConfig};
@@ -49,6 +50,13 @@ pub const LOGGED_WAIT: Duration = Duration::from_secs(1);
 
 /// A sliding-window limiter: [`acquire`](Self::acquire) returns when sending one more
 /// request keeps every window of [`WINDOW`] + [`SAFETY_MARGIN`] at or under the limit.
+///
+/// A request counts from when it is sent until a window after its response (or
+/// failure): Graph counts it when it arrives, which is after its send and before its
+/// response, so however long the request is held back on the way (a loaded machine, a
+/// slow network), every window of arrivals holds at most the limit. Counting from the
+/// send alone let a request delayed past the margin put one more into Graph's window
+/// than the limit (the 429s of BENCHMARKS.md "One app, 1,001 tenants").
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: usize,
@@ -59,10 +67,59 @@ pub struct RateLimiter {
     /// Whether waits over [`LOGGED_WAIT`] are logged at info (a tenant's), or only at
     /// debug (the shared app limiter, where hundreds of tenants wait in turn).
     quiet: bool,
-    /// Send times of the requests in the current window, oldest first. The async mutex
-    /// is held while waiting, so waiters are served in arrival order (tokio's mutex is
-    /// fair) and none is starved.
-    sent: Mutex<VecDeque<Instant>>,
+    /// Held while waiting for room, so waiters are served in arrival order (tokio's
+    /// mutex is fair) and none is starved.
+    queue: Mutex<()>,
+    /// The requests in the current window. A plain mutex, never held across an await:
+    /// responses settle their entries while a waiter holds `queue`.
+    sent: StdMutex<Window>,
+    /// Woken when a request settles: a window full of requests in flight has no
+    /// known end until one is answered.
+    settled: Notify,
+}
+
+/// The requests a limiter counts, in send order.
+#[derive(Debug, Default)]
+struct Window {
+    entries: VecDeque<Entry>,
+    next_id: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    /// When it was sent, or, once settled, answered.
+    at: Instant,
+    /// Sent and not yet answered: counts however old.
+    in_flight: bool,
+}
+
+impl Window {
+    /// Drops the answered requests a whole `window` old at `now`.
+    fn expire(&mut self, now: Instant, window: Duration) {
+        self.entries
+            .retain(|e| e.in_flight || now.duration_since(e.at) < window);
+    }
+
+    /// When the first answered request leaves the window (`None`: all in flight).
+    fn next_expiry(&self, window: Duration) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter(|e| !e.in_flight)
+            .map(|e| e.at + window)
+            .min()
+    }
+
+    fn push(&mut self, now: Instant) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push_back(Entry {
+            id,
+            at: now,
+            in_flight: true,
+        });
+        id
+    }
 }
 
 impl RateLimiter {
@@ -78,7 +135,9 @@ impl RateLimiter {
             window,
             tenant_id: String::new(),
             quiet: false,
-            sent: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(()),
+            sent: StdMutex::new(Window::default()),
+            settled: Notify::new(),
         }
     }
 
@@ -100,73 +159,119 @@ impl RateLimiter {
         self.limit as u32
     }
 
-    /// Waits until one more request may be sent, and records it as sent now. Returns how
-    /// long it waited.
+    /// Waits until one more request may be sent, and records it as sent and answered
+    /// now (for a caller without a response to wait for; a request's sender uses
+    /// [`acquire_all`] and drops the [`InFlight`] when answered). Returns how long it
+    /// waited.
     pub async fn acquire(&self) -> Duration {
-        acquire_all(&[self]).await[0]
+        acquire_all(&[self]).await.0[0]
     }
 
-    /// Waits, holding `sent`, until the window has room for one more request.
-    async fn wait_for_room(&self, sent: &mut VecDeque<Instant>) {
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits, holding the queue, until the window has room for one more request.
+    async fn wait_for_room(&self) {
         loop {
+            // Registered before looking, so a settle after the look still wakes us.
+            let settled = self.settled.notified();
             let now = Instant::now();
-            while sent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.window)
-            {
-                sent.pop_front();
+            let until = {
+                let mut w = self.window();
+                w.expire(now, self.window);
+                if w.entries.len() < self.limit {
+                    return;
+                }
+                w.next_expiry(self.window)
+            };
+            match until {
+                Some(until) => {
+                    let wait = until.duration_since(now);
+                    if wait > LOGGED_WAIT && !self.quiet {
+                        tracing::info!(
+                            tenant_id = %self.tenant_id,
+                            max_requests_per_10s = self.limit,
+                            "waiting {:.1} s for Graph's pace",
+                            wait.as_secs_f64()
+                        );
+                    } else if wait > LOGGED_WAIT {
+                        tracing::debug!(
+                            app = %self.tenant_id,
+                            app_max_requests_per_10s = self.limit,
+                            "waiting {:.1} s for the app's budget",
+                            wait.as_secs_f64()
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = settled => {}
+                    }
+                }
+                None => settled.await,
             }
-            if sent.len() < self.limit {
-                return;
+        }
+    }
+
+    /// Request `id` was answered (or failed) at `now`: it counts a window from now.
+    fn settle(&self, id: u64, now: Instant) {
+        {
+            let mut w = self.window();
+            if let Some(e) = w.entries.iter_mut().find(|e| e.id == id) {
+                e.at = now;
+                e.in_flight = false;
             }
-            let oldest = *sent.front().expect("the window is full, so not empty");
-            let until = oldest + self.window;
-            let wait = until.duration_since(now);
-            if wait > LOGGED_WAIT && !self.quiet {
-                tracing::info!(
-                    tenant_id = %self.tenant_id,
-                    max_requests_per_10s = self.limit,
-                    "waiting {:.1} s for Graph's pace",
-                    wait.as_secs_f64()
-                );
-            } else if wait > LOGGED_WAIT {
-                tracing::debug!(
-                    app = %self.tenant_id,
-                    app_max_requests_per_10s = self.limit,
-                    "waiting {:.1} s for the app's budget",
-                    wait.as_secs_f64()
-                );
-            }
-            tokio::time::sleep_until(until).await;
+        }
+        self.settled.notify_waiters();
+    }
+}
+
+/// A request recorded as sent in its limiters ([`acquire_all`]); dropping it records it
+/// as answered (do so once the response's head is in, or the request failed): it then
+/// counts a window from that moment.
+#[derive(Debug)]
+#[must_use = "dropping it at once counts the request from its send only"]
+pub struct InFlight<'a> {
+    entries: Vec<(&'a RateLimiter, u64)>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        for (limiter, id) in &self.entries {
+            limiter.settle(*id, now);
         }
     }
 }
 
 /// Waits until one more request fits every one of `limiters`, then records it in all
-/// of them at the same instant. Returns how long it waited at each, in order.
+/// of them at the same instant, in flight until the returned [`InFlight`] is dropped.
+/// Returns how long it waited at each, in order.
 ///
 /// The limiters are taken in the order given and each is held while waiting at the
 /// next, so every caller must give them in the same order (the most specific first,
 /// a limiter shared by many tenants last): then no two callers wait for each other in
 /// a cycle, and a tenant has at most one request waiting at a shared limiter, which
 /// makes its FIFO a round-robin across tenants (the module header).
-pub async fn acquire_all(limiters: &[&RateLimiter]) -> Vec<Duration> {
+pub async fn acquire_all<'a>(limiters: &[&'a RateLimiter]) -> (Vec<Duration>, InFlight<'a>) {
     let mut waits = Vec::with_capacity(limiters.len());
     let mut held = Vec::with_capacity(limiters.len());
     for limiter in limiters {
         let started = Instant::now();
-        let mut sent = limiter.sent.lock().await;
-        limiter.wait_for_room(&mut sent).await;
+        let turn = limiter.queue.lock().await;
+        limiter.wait_for_room().await;
         waits.push(started.elapsed());
-        held.push(sent);
+        held.push(turn);
     }
-    // Only the holder adds to a window and time only empties one: every window still
-    // has the room found above.
+    // Only the queue's holder adds to a window, and time and answers only empty one:
+    // every window still has the room found above.
     let now = Instant::now();
-    for mut sent in held {
-        sent.push_back(now);
-    }
-    waits
+    let entries = limiters
+        .iter()
+        .map(|limiter| (*limiter, limiter.window().push(now)))
+        .collect();
+    drop(held);
+    (waits, InFlight { entries })
 }
 
 /// Limiters shared by every configured tenant entry that uses the same app in the same
@@ -248,6 +353,72 @@ mod tests {
         for (i, t) in sends.iter().enumerate().skip(5) {
             assert!(*t - sends[i - 5] >= Duration::from_secs(10));
         }
+    }
+
+    /// Whether any `window` of `arrivals` (sorted; a server's sliding window, as the
+    /// simulator counts) holds more than `limit`.
+    fn over_limit(arrivals: &[Duration], limit: usize, window: Duration) -> bool {
+        arrivals
+            .iter()
+            .enumerate()
+            .skip(limit)
+            .any(|(i, t)| *t - arrivals[i - limit] < window)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_delayed_on_the_way_still_fits_the_servers_window() {
+        // Limit 2 per 10 s. The first request is held back 500 ms between its send and
+        // its arrival (a loaded machine): the server counts it from 0.5 s. Counted from
+        // its send, the fourth request would go at 10 s and arrive with the first, the
+        // third and itself in the server's window (0.5 s, 10 s, 10 s): one too many.
+        let ten = Duration::from_secs(10);
+        let limiter = Arc::new(RateLimiter::with_window(2, ten));
+        let t0 = Instant::now();
+        let arrivals = Arc::new(StdMutex::new(Vec::new()));
+        let send = |delay: Duration| {
+            let (limiter, arrivals) = (limiter.clone(), arrivals.clone());
+            async move {
+                let (_, in_flight) = acquire_all(&[&*limiter]).await;
+                tokio::time::sleep(delay).await;
+                arrivals.lock().unwrap().push(t0.elapsed());
+                // Answered at once after arriving.
+                drop(in_flight);
+            }
+        };
+        let slow = tokio::spawn(send(Duration::from_millis(500)));
+        tokio::task::yield_now().await;
+        send(Duration::ZERO).await;
+        send(Duration::ZERO).await;
+        send(Duration::ZERO).await;
+        slow.await.unwrap();
+        let mut arrivals = arrivals.lock().unwrap().clone();
+        arrivals.sort_unstable();
+        assert!(!over_limit(&arrivals, 2, ten), "{arrivals:?}");
+        // No slower than needed: the fourth goes as the delayed first leaves the window.
+        assert_eq!(arrivals.last(), Some(&Duration::from_millis(10_500)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_counts_however_long_it_takes() {
+        let ten = Duration::from_secs(10);
+        let limiter = RateLimiter::with_window(1, ten);
+        let t0 = Instant::now();
+        let (_, in_flight) = acquire_all(&[&limiter]).await;
+        let next = async {
+            limiter.acquire().await;
+            t0.elapsed()
+        };
+        let answer = async {
+            // Answered after 25 s, well past its send's window.
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            drop(in_flight);
+        };
+        let (sent_at, ()) = tokio::join!(next, answer);
+        assert_eq!(
+            sent_at,
+            Duration::from_secs(35),
+            "a window after the answer"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -350,7 +521,7 @@ mod tests {
         let mut at = Vec::new();
         for _ in 0..n {
             let ls: Vec<&RateLimiter> = limiters.iter().map(|l| &**l).collect();
-            acquire_all(&ls).await;
+            let _ = acquire_all(&ls).await;
             at.push(Instant::now().duration_since(t0).as_secs());
         }
         at

@@ -219,6 +219,12 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     let app = &state.config.tenants[grant.tenant].client_id;
     if let Err((which, retry_after)) = state.faults.admit(grant.tenant, app) {
         let mut reply = throttled(ctx, retry_after);
+        // Which limit answered, for a bench to count (scripts/bench-scale).
+        let limit = match which {
+            Limited::Tenant => "tenant",
+            Limited::App => "app",
+        };
+        tracing::warn!(limit, tenant = grant.tenant, "simulated rate limit: 429");
         match which {
             Limited::Tenant => reply.rate_limited = true,
             Limited::App => reply.app_rate_limited = true,
