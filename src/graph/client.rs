@@ -48,8 +48,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A Graph client for one tenant.
-#[derive(Debug)]
+/// A Graph client for one tenant. A clone shares its tokens and limiters.
+#[derive(Debug, Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
     tenant: String,
@@ -131,13 +131,8 @@ impl GraphClient {
     /// (graph-api.md §13.1.2).
     pub fn paced_by(&self, label: &'static str, limiter: Arc<RateLimiter>) -> Self {
         Self {
-            http: self.http.clone(),
-            tenant: self.tenant.clone(),
-            graph_url: self.graph_url.clone(),
-            auth: self.auth.clone(),
-            metrics: self.metrics.clone(),
-            policy: self.policy.clone(),
             limiters: Vec::new(),
+            ..self.clone()
         }
         .with_limiter(label, limiter)
     }
