@@ -6,7 +6,6 @@
 //! Pure: no clock, no I/O. The index is built once per membership refresh and handed to
 //! the registration fold, which only looks users up in it (rows + index ▸ counts).
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -19,23 +18,8 @@ pub const MAX_GROUPS: usize = 50;
 /// a member costs 16 bytes in the index instead of a 36-byte string and its
 /// allocation. An id that is not a GUID (never seen from Graph) is hashed instead.
 pub fn object_id(id: &str) -> u128 {
-    let hex = id.as_bytes();
-    if hex.len() == 36 {
-        let mut v: u128 = 0;
-        let mut ok = true;
-        for (i, &b) in hex.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                ok &= b == b'-';
-                continue;
-            }
-            match (b as char).to_digit(16) {
-                Some(d) => v = (v << 4) | u128::from(d),
-                None => ok = false,
-            }
-        }
-        if ok {
-            return v;
-        }
+    if let Some(v) = guid_bits(id.as_bytes()) {
+        return v;
     }
     // Two differently seeded SipHashes: collisions between a non-GUID id and anything
     // else are as unlikely as between GUIDs.
@@ -48,6 +32,16 @@ pub fn object_id(id: &str) -> u128 {
     (u128::from(half(1)) << 64) | u128::from(half(2))
 }
 
+/// The 128 bits of a GUID in its 36-character form (either case), else `None`. Run once
+/// per registration row and member, so the `uuid` crate's table-driven parser rather
+/// than a digit-by-digit loop; only the hyphenated form Graph sends is taken.
+fn guid_bits(id: &[u8]) -> Option<u128> {
+    if id.len() != 36 {
+        return None;
+    }
+    uuid::Uuid::try_parse_ascii(id).ok().map(|u| u.as_u128())
+}
+
 /// Whether a configured group is named by object id (else by display name).
 pub fn is_object_id(value: &str) -> bool {
     value.len() == 36
@@ -58,15 +52,15 @@ pub fn is_object_id(value: &str) -> bool {
 }
 
 /// The membership index of one tenant: who is in which configured group, and who is
-/// excluded by `exclude_groups`.
+/// excluded by `exclude_groups`. Built by a [`MembershipBuilder`], then only read.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// The `group` label of each entry in `groups`, as written; bit `i` of a mask.
     pub groups: Vec<String>,
     /// User id ▸ the groups it is a transitive member of (bit per entry of `groups`).
-    pub member_of: HashMap<u128, u64>,
+    pub member_of: IdMap<u64>,
     /// Users in any of `exclude_groups`.
-    pub excluded: HashSet<u128>,
+    pub excluded: IdMap<()>,
 }
 
 impl fmt::Debug for Membership {
@@ -81,6 +75,30 @@ impl fmt::Debug for Membership {
 }
 
 impl Membership {
+    /// Distinct user members of each group, members of excluded groups left out.
+    pub fn members(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; self.groups.len()];
+        for (id, mask) in self.member_of.iter() {
+            if !self.excluded.contains(id) {
+                for (g, count) in counts.iter_mut().enumerate() {
+                    *count += (mask >> g) & 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// Collects one membership refresh's (user, group) pairs as they are listed, then
+/// builds the [`Membership`] index from them once.
+#[derive(Debug, Default)]
+pub struct MembershipBuilder {
+    groups: Vec<String>,
+    member_of: Vec<([u64; 2], u64)>,
+    excluded: Vec<([u64; 2], ())>,
+}
+
+impl MembershipBuilder {
     /// An empty index for the groups labelled `groups`.
     pub fn new(groups: Vec<String>) -> Self {
         Self {
@@ -91,26 +109,160 @@ impl Membership {
 
     /// Adds user `id` as a member of group number `group`.
     pub fn add_member(&mut self, group: usize, id: u128) {
-        *self.member_of.entry(id).or_default() |= 1 << group;
+        self.member_of.push((halves(id), 1 << group));
     }
 
     /// Adds user `id` as a member of an excluded group.
     pub fn add_excluded(&mut self, id: u128) {
-        self.excluded.insert(id);
+        self.excluded.push((halves(id), ()));
     }
 
-    /// Distinct user members of each group, members of excluded groups left out.
-    pub fn members(&self) -> Vec<u64> {
-        let mut counts = vec![0u64; self.groups.len()];
-        for (id, mask) in &self.member_of {
-            if !self.excluded.contains(id) {
-                for (g, count) in counts.iter_mut().enumerate() {
-                    *count += (mask >> g) & 1;
-                }
+    /// The index: a user listed several times (nested groups, cycles, several
+    /// groups) is one entry with the union of its groups.
+    pub fn build(self) -> Membership {
+        Membership {
+            groups: self.groups,
+            member_of: IdMap::from_pairs(self.member_of, |a, b| a | b),
+            excluded: IdMap::from_pairs(self.excluded, |(), ()| ()),
+        }
+    }
+}
+
+/// A read-only map from object ids to small values, for the millions of lookups a
+/// registration fold makes (one per row) into an index of up to millions of ids.
+///
+/// Sorted entries of 16 bytes of id and the value (24 bytes for a group mask, where
+/// a `HashMap<u128, u64>` spends 32 and rounds its table up to a power of two), found
+/// through a table of where each run of leading id bits starts. Graph's ids are
+/// random GUIDs, so the runs are even: a lookup reads one table slot and a few
+/// adjacent entries (about one cache miss, like a hash table), with no hashing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct IdMap<V> {
+    /// Sorted by id, ids distinct. The id is two halves so an entry needs 8-byte
+    /// alignment, not `u128`'s 16.
+    entries: Vec<([u64; 2], V)>,
+    /// `starts[p]` is the first entry whose id's leading `bits` bits are `p`;
+    /// `starts[p + 1]` ends that run (`2^bits + 1` slots).
+    starts: Vec<u32>,
+    bits: u32,
+}
+
+/// Ids per run of the start table, on average: a few entries, one or two cache lines.
+const IDS_PER_RUN: usize = 4;
+
+fn halves(id: u128) -> [u64; 2] {
+    [(id >> 64) as u64, id as u64]
+}
+
+impl<V: Copy> IdMap<V> {
+    /// The map of `pairs` (in any order); values of a repeated id are `merge`d.
+    fn from_pairs(mut entries: Vec<([u64; 2], V)>, merge: impl Fn(V, V) -> V) -> Self {
+        entries.sort_unstable_by_key(|&(id, _)| id);
+        // In place: each id's first entry takes the union, the rest are dropped.
+        let mut kept = 0;
+        for i in 0..entries.len() {
+            if kept > 0 && entries[kept - 1].0 == entries[i].0 {
+                entries[kept - 1].1 = merge(entries[kept - 1].1, entries[i].1);
+            } else {
+                entries[kept] = entries[i];
+                kept += 1;
             }
         }
-        counts
+        entries.truncate(kept);
+        entries.shrink_to_fit();
+        let runs = (kept / IDS_PER_RUN).max(1);
+        // The largest power of two not above `runs`, at most 2^24 runs (64 MiB of
+        // starts would be a 64-million-member index).
+        let bits = (usize::BITS - 1 - runs.leading_zeros()).min(24);
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0;
+        for prefix in 0..(1u64 << bits) {
+            while at < entries.len() && prefix_of(entries[at].0, bits) < prefix {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        starts.push(entries.len() as u32);
+        Self {
+            entries,
+            starts,
+            bits,
+        }
     }
+
+    /// The value of `id`, if it is in the map.
+    pub fn get(&self, id: u128) -> Option<V> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let key = halves(id);
+        let p = prefix_of(key, self.bits) as usize;
+        let run = &self.entries[self.starts[p] as usize..self.starts[p + 1] as usize];
+        run.binary_search_by(|(k, _)| k.cmp(&key))
+            .ok()
+            .map(|i| run[i].1)
+    }
+
+    /// The value of every id of `ids`, in order, into `values`. Faster than one
+    /// [`get`](Self::get) after another for a batch of ids spread over a large map:
+    /// the table slots of all of them are read first, then the first entry of each
+    /// run, loads that do not wait for one another, so their cache misses overlap;
+    /// the searches then find their entries cached.
+    pub fn get_batch(&self, ids: &[u128], values: &mut Vec<Option<V>>) {
+        values.clear();
+        if self.entries.is_empty() {
+            values.resize(ids.len(), None);
+            return;
+        }
+        let runs: Vec<(usize, usize)> = ids
+            .iter()
+            .map(|&id| {
+                let p = prefix_of(halves(id), self.bits) as usize;
+                (self.starts[p] as usize, self.starts[p + 1] as usize)
+            })
+            .collect();
+        let last = self.entries.len() - 1;
+        let touched = runs.iter().fold(0u64, |sum, &(start, end)| {
+            let first = self.entries[start.min(last)].0[0];
+            let end = self.entries[end.saturating_sub(1).min(last)].0[0];
+            sum.wrapping_add(first ^ end)
+        });
+        std::hint::black_box(touched);
+        values.extend(ids.iter().zip(&runs).map(|(&id, &(start, end))| {
+            let key = halves(id);
+            let run = &self.entries[start..end];
+            run.binary_search_by(|(k, _)| k.cmp(&key))
+                .ok()
+                .map(|i| run[i].1)
+        }));
+    }
+
+    /// Whether `id` is in the map.
+    pub fn contains(&self, id: u128) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Distinct ids.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map has no id.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every id with its value, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u128, V)> + '_ {
+        self.entries
+            .iter()
+            .map(|&([hi, lo], v)| ((u128::from(hi) << 64) | u128::from(lo), v))
+    }
+}
+
+/// The leading `bits` bits of an id.
+fn prefix_of(key: [u64; 2], bits: u32) -> u64 {
+    if bits == 0 { 0 } else { key[0] >> (64 - bits) }
 }
 
 /// The snapshot-file form of [`Membership`]: ids as 32 hex digits.
@@ -123,11 +275,11 @@ struct StoredMembership {
 
 impl Serialize for Membership {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let hex = |id: &u128| format!("{id:032x}");
+        let hex = |id: u128| format!("{id:032x}");
         StoredMembership {
             groups: self.groups.clone(),
-            member_of: self.member_of.iter().map(|(id, m)| (hex(id), *m)).collect(),
-            excluded: self.excluded.iter().map(hex).collect(),
+            member_of: self.member_of.iter().map(|(id, m)| (hex(id), m)).collect(),
+            excluded: self.excluded.iter().map(|(id, ())| hex(id)).collect(),
         }
         .serialize(s)
     }
@@ -137,14 +289,14 @@ impl<'de> Deserialize<'de> for Membership {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored = StoredMembership::deserialize(d)?;
         let parse = |s: &str| u128::from_str_radix(s, 16).map_err(serde::de::Error::custom);
-        let mut m = Membership::new(stored.groups);
+        let mut m = MembershipBuilder::new(stored.groups);
         for (id, mask) in &stored.member_of {
-            m.member_of.insert(parse(id)?, *mask);
+            m.member_of.push((halves(parse(id)?), *mask));
         }
         for id in &stored.excluded {
-            m.excluded.insert(parse(id)?);
+            m.add_excluded(parse(id)?);
         }
-        Ok(m)
+        Ok(m.build())
     }
 }
 
@@ -252,7 +404,23 @@ pub struct Join {
     membership: Option<std::sync::Arc<Membership>>,
     patterns: Vec<UpnPattern>,
     coverage: Coverage,
+    /// Users counted but not yet looked up: [`count`](Self::count) looks them up a
+    /// batch at a time ([`IdMap::get_batch`]).
+    pending: Vec<Pending>,
 }
+
+/// A user [`Join::count`] holds until its batch is looked up.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u128,
+    /// Bit `i`: feature `i` holds.
+    features: u8,
+    strength: u8,
+}
+
+/// Users looked up in one batch: about 40 KiB of ids and values, to look up
+/// together so their cache misses overlap.
+const JOIN_BATCH: usize = 1024;
 
 impl Join {
     /// A join against `membership` (`None`: not known, no group coverage) and the
@@ -280,6 +448,7 @@ impl Join {
                 groups,
                 ..Coverage::default()
             },
+            pending: Vec::new(),
         }
     }
 
@@ -287,7 +456,7 @@ impl Join {
     /// counted in [`Coverage`] when it is.
     pub fn exclusion(&mut self, id: Option<&str>, upn: Option<&str>) -> Option<Exclusion> {
         let by_group = match (&self.membership, id) {
-            (Some(m), Some(id)) if !m.excluded.is_empty() => m.excluded.contains(&object_id(id)),
+            (Some(m), Some(id)) if !m.excluded.is_empty() => m.excluded.contains(object_id(id)),
             _ => false,
         };
         if by_group {
@@ -311,20 +480,55 @@ impl Join {
     /// Counts a user who is not excluded into the groups it is a member of, with its
     /// features and its strength (an index into the strengths, weakest first).
     pub fn count(&mut self, id: Option<&str>, features: &[bool; 7], strength: usize) {
-        let mask = self.mask_of(id);
-        if mask == 0 {
+        let Some(id) = id else {
+            return;
+        };
+        if self
+            .membership
+            .as_ref()
+            .is_none_or(|m| m.member_of.is_empty())
+        {
             return;
         }
-        for (g, c) in self.coverage.groups.iter_mut().enumerate() {
-            if (mask >> g) & 1 == 0 {
+        let features = features
+            .iter()
+            .enumerate()
+            .fold(0u8, |bits, (i, &holds)| bits | (u8::from(holds) << i));
+        self.pending.push(Pending {
+            id: object_id(id),
+            features,
+            strength: strength.min(usize::from(u8::MAX)) as u8,
+        });
+        if self.pending.len() >= JOIN_BATCH {
+            self.count_pending();
+        }
+    }
+
+    /// Looks the pending users up and counts them into their groups.
+    fn count_pending(&mut self) {
+        let Some(m) = &self.membership else {
+            self.pending.clear();
+            return;
+        };
+        let ids: Vec<u128> = self.pending.iter().map(|p| p.id).collect();
+        let mut masks = Vec::with_capacity(ids.len());
+        m.member_of.get_batch(&ids, &mut masks);
+        for (user, mask) in self.pending.drain(..).zip(masks) {
+            let mask = mask.unwrap_or(0);
+            if mask == 0 {
                 continue;
             }
-            c.users += 1;
-            for (count, holds) in c.features.iter_mut().zip(features) {
-                *count += u64::from(*holds);
-            }
-            if let Some(n) = c.strengths.get_mut(strength) {
-                *n += 1;
+            for (g, c) in self.coverage.groups.iter_mut().enumerate() {
+                if (mask >> g) & 1 == 0 {
+                    continue;
+                }
+                c.users += 1;
+                for (i, count) in c.features.iter_mut().enumerate() {
+                    *count += u64::from((user.features >> i) & 1);
+                }
+                if let Some(n) = c.strengths.get_mut(usize::from(user.strength)) {
+                    *n += 1;
+                }
             }
         }
     }
@@ -343,14 +547,15 @@ impl Join {
     fn mask_of(&self, id: Option<&str>) -> u64 {
         match (&self.membership, id) {
             (Some(m), Some(id)) if !m.member_of.is_empty() => {
-                m.member_of.get(&object_id(id)).copied().unwrap_or(0)
+                m.member_of.get(object_id(id)).unwrap_or(0)
             }
             _ => 0,
         }
     }
 
     /// The counts.
-    pub fn finish(self) -> Coverage {
+    pub fn finish(mut self) -> Coverage {
+        self.count_pending();
         self.coverage
     }
 }
@@ -391,14 +596,57 @@ mod tests {
     }
 
     #[test]
+    fn the_id_map_finds_every_id_and_no_other() {
+        // A xorshift stream of ids, with edge ids at both ends of the space.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0usize, 1, 3, 4, 5, 17, 1000, 40_000] {
+            let mut ids: Vec<u128> = (0..n)
+                .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+                .collect();
+            if n > 2 {
+                ids[0] = 0;
+                ids[1] = u128::MAX;
+            }
+            // Every id listed twice, in two groups, out of order.
+            let pairs: Vec<_> = ids
+                .iter()
+                .rev()
+                .map(|&id| (halves(id), 1u64))
+                .chain(ids.iter().map(|&id| (halves(id), 2u64)))
+                .collect();
+            let map = IdMap::from_pairs(pairs, |a, b| a | b);
+            assert_eq!(map.len(), n);
+            assert!(ids.iter().all(|&id| map.get(id) == Some(3)), "n = {n}");
+            let absent = (0..1000).map(|_| (u128::from(next()) << 64) | u128::from(next()));
+            assert!(
+                absent
+                    .filter(|id| !ids.contains(id))
+                    .all(|id| map.get(id).is_none())
+            );
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            assert_eq!(map.iter().map(|(id, _)| id).collect::<Vec<_>>(), sorted);
+            // About IDS_PER_RUN ids per run of the start table.
+            assert!(map.starts.len() <= n / IDS_PER_RUN + 2, "n = {n}");
+        }
+    }
+
+    #[test]
     fn members_are_distinct_and_exclusions_win() {
-        let mut m = Membership::new(vec!["Finance".into(), "Execs".into()]);
+        let mut m = MembershipBuilder::new(vec!["Finance".into(), "Execs".into()]);
         for id in [A, B, A] {
             m.add_member(0, object_id(id));
         }
         m.add_member(1, object_id(B));
         m.add_member(1, object_id(C));
         m.add_excluded(object_id(C));
+        let m = m.build();
         assert_eq!(m.members(), vec![2, 1]);
         let json = serde_json::to_value(&m).unwrap();
         let back: Membership = serde_json::from_value(json).unwrap();
@@ -407,13 +655,13 @@ mod tests {
 
     #[test]
     fn the_join_excludes_then_counts_groups() {
-        let mut m = Membership::new(vec!["Finance".into(), "Execs".into()]);
+        let mut m = MembershipBuilder::new(vec!["Finance".into(), "Execs".into()]);
         m.add_member(0, object_id(A));
         m.add_member(0, object_id(B));
         m.add_member(1, object_id(B));
         m.add_member(1, object_id(C));
         m.add_excluded(object_id(C));
-        let mut j = Join::new(Some(Arc::new(m)), &["bg*@x".to_owned()]);
+        let mut j = Join::new(Some(Arc::new(m.build())), &["bg*@x".to_owned()]);
         let on = [true; 7];
         // C: excluded group (and the pattern too): counts under group once.
         assert_eq!(j.exclusion(Some(C), Some("bg1@x")), Some(Exclusion::Group));
@@ -432,6 +680,51 @@ mod tests {
         assert_eq!(g, vec![(1, 1), (0, 0)]);
         assert_eq!(c.groups[0].features, [1; 7]);
         assert_eq!(c.groups[0].strengths, [0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn the_join_counts_across_batches_as_one_by_one() {
+        let guid = |n: u64| {
+            format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                n * 2_654_435_761 % (1 << 32),
+                n
+            )
+        };
+        let mut b = MembershipBuilder::new(vec!["a".into(), "b".into(), "c".into()]);
+        for n in 0..3000u64 {
+            b.add_member((n % 3) as usize, object_id(&guid(n)));
+            if n % 5 == 0 {
+                b.add_member(2, object_id(&guid(n)));
+            }
+        }
+        let m = Arc::new(b.build());
+        let mut j = Join::new(Some(m.clone()), &[]);
+        let mut expected = vec![(0u64, [0u64; 7], [0u64; 4]); 3];
+        // 5,000 rows: members and users in no group, over several batches.
+        for n in 0..5000u64 {
+            let mut features = [false; 7];
+            features[(n % 7) as usize] = true;
+            let strength = (n % 4) as usize;
+            j.count(Some(&guid(n)), &features, strength);
+            let mask = m.member_of.get(object_id(&guid(n))).unwrap_or(0);
+            for (g, e) in expected.iter_mut().enumerate() {
+                if (mask >> g) & 1 == 1 {
+                    e.0 += 1;
+                    e.1[(n % 7) as usize] += 1;
+                    e.2[strength] += 1;
+                }
+            }
+        }
+        let c = j.finish();
+        let got: Vec<_> = c
+            .groups
+            .iter()
+            .map(|g| (g.users, g.features, g.strengths))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(c.groups[0].users, 1000);
+        assert_eq!(c.groups[2].users, 1000 + 400);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{
     Finished, Refresh, Report, ReportData, Request, Settings, restore_tagged, store_tagged,
 };
 use crate::families::{Families, Family};
-use crate::membership::{Membership, is_object_id, object_id};
+use crate::membership::{Membership, MembershipBuilder, is_object_id, object_id};
 use crate::odata::{Fold, PageError, PageInfo, fold_page};
 
 /// The report.
@@ -71,7 +71,7 @@ impl Report for GroupMembership {
         let entries = entries(s);
         let steps = (0..entries.len()).map(Step::First).collect();
         Box::new(MembershipRefresh {
-            membership: Membership::new(s.groups.clone()),
+            membership: MembershipBuilder::new(s.groups.clone()),
             entries,
             steps,
             candidates: Vec::new(),
@@ -177,7 +177,7 @@ enum Step {
 }
 
 struct MembershipRefresh {
-    membership: Membership,
+    membership: MembershipBuilder,
     entries: Vec<Entry>,
     steps: Vec<Step>,
     /// The `(id, displayName)` rows of the resolution running now.
@@ -242,7 +242,7 @@ impl Refresh for MembershipRefresh {
     }
 
     fn finish(self: Box<Self>) -> Finished {
-        Finished::new(MembershipData(Arc::new(self.membership)))
+        Finished::new(MembershipData(Arc::new(self.membership.build())))
     }
 }
 
@@ -278,7 +278,7 @@ struct MemberRow<'a> {
 }
 
 struct Members<'a> {
-    membership: &'a mut Membership,
+    membership: &'a mut MembershipBuilder,
     slot: Slot,
 }
 
