@@ -172,6 +172,9 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     if super::directory::is_directory(req.path) {
         return super::directory::handle(state, ctx, req);
     }
+    if super::policy::is_policy(req.path) {
+        return super::policy::handle(state, ctx, req);
+    }
     let route = match route(req.path) {
         Ok(r) => r,
         Err((status, message)) => {
