@@ -51,8 +51,9 @@ fn policy(campaign: SimCampaign) -> SimPolicy {
 
 async fn policy_sim(policy: SimPolicy, grant: bool) -> (SimServer, String) {
     let sim = start_sim(10, 7, |c| {
-        if grant {
-            c.tenants[0].roles.push("Policy.Read.All".into());
+        if !grant {
+            // The app holds Policy.Read.All by default.
+            c.tenants[0].roles.retain(|r| r != "Policy.Read.All");
         }
         c.tenants[0].policy = policy;
     })

@@ -204,7 +204,7 @@ impl std::fmt::Debug for SimTenant {
 
 impl SimTenant {
     /// A licensed tenant with static data whose app holds `AuditLog.Read.All`,
-    /// `Reports.Read.All` and `GroupMember.Read.All`.
+    /// `Reports.Read.All`, `GroupMember.Read.All` and `Policy.Read.All`.
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -222,6 +222,8 @@ impl SimTenant {
                 "AuditLog.Read.All".into(),
                 "Reports.Read.All".into(),
                 "GroupMember.Read.All".into(),
+                // Issue 14b: the authentication methods policy.
+                "Policy.Read.All".into(),
             ],
             licensed: true,
             drift: None,
@@ -360,8 +362,7 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
     tenant.drift = Some(DEMO_DRIFT_PERIOD);
     tenant.app_only_summaries = true;
     tenant.groups = demo_groups(users);
-    // Issue 14b: the policy report reads the demo's policy.
-    tenant.roles.push("Policy.Read.All".into());
+    // Issue 14b: some methods disabled, the campaign off.
     tenant.policy = SimPolicy::demo();
     SimConfig {
         tenants: vec![tenant],

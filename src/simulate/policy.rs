@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use hyper::Method;
 
-use super::graph::{Incoming, authenticate, error, method_not_allowed};
+use super::graph::{
+    Incoming, authenticate, method_not_allowed, require_permission, unknown_segment,
+};
 use super::json;
 use super::server::{Ctx, Reply, State};
 
@@ -239,28 +241,15 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         .collect();
     if !matches!(segs.as_slice(), [_, _, p] if p.eq_ignore_ascii_case("authenticationMethodsPolicy"))
     {
-        return error(
-            ctx,
-            400,
-            "BadRequest",
-            &format!(
-                "Resource not found for the segment '{}'.",
-                segs.last().unwrap_or(&"")
-            ),
-        );
+        return unknown_segment(ctx, &segs);
     }
-    let allowed = grant
-        .roles
-        .iter()
-        .any(|r| PERMISSIONS.iter().any(|p| r.eq_ignore_ascii_case(p)));
-    let withdrawn = state.policy_denied[grant.tenant].load(std::sync::atomic::Ordering::SeqCst);
-    if !allowed || withdrawn {
-        return error(
-            ctx,
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        );
+    if let Err(reply) = require_permission(
+        ctx,
+        &grant,
+        &PERMISSIONS,
+        &state.policy_denied[grant.tenant],
+    ) {
+        return reply;
     }
     let policy = state.policies[grant.tenant]
         .lock()
@@ -295,8 +284,8 @@ mod tests {
         );
         let t = p.truth();
         assert_eq!(t.methods.len(), 10);
-        assert_eq!(t.methods["Voice"], true);
-        assert_eq!(t.methods["Sms"], false);
+        assert!(t.methods["Voice"]);
+        assert!(!t.methods["Sms"]);
         assert!(!t.campaign_enabled);
         // Absent campaign: no such key; malformed: not JSON.
         let absent = SimPolicy {
