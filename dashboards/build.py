@@ -552,7 +552,49 @@ def tenant_detail():
         *group_sections(t),
         *usage_and_summary_sections(t),
         *daily_sections(t),
+        *policy_sections(t),
     ])
+
+
+def on_off(off, on):
+    """Value mappings of a 0/1 gauge: 0 reads `off` (red), 1 reads `on` (green)."""
+    results = {"0": dm.ValueMappingResult(text=off, color="red", index=0), "1": dm.ValueMappingResult(text=on, color="green", index=1)}
+    return [dm.ValueMap(options=results)]
+
+
+def policy_sections(t):
+    """Issue 14b: the authentication methods policy (report authentication_methods_policy):
+    which methods the policy enables, and whether the registration campaign runs. No alert
+    watches them (the contract has none): enabled is green, disabled red, as a reading aid."""
+    hidden = {"Time": True, "__name__": True, "job": True, "instance": True, "tenant": True}
+    on_off_steps = steps((None, "red"), (1, "green"))
+    why = "A method the policy disables cannot be registered, so coverage by it stays at zero."
+    methods = table_panel(
+        "Methods enabled by policy", (14, 8),
+        "Every method configuration of the tenant's authentication methods policy (the configuration id as Graph sends it; an external method shows its id) "
+        f"and whether the policy enables it for anyone, from the authentication_methods_policy report (needs Policy.Read.All). {why}",
+        [query(f"entra_auth_method_enabled{{{t}}}", instant=True, table=True)], "short",
+        [
+            transform("organize", excludeByName=hidden, renameByName={"method": "Method", "Value": "Enabled"}),
+            transform("sortBy", sort=[{"field": "Enabled", "desc": False}]),
+        ],
+        on_off_steps, 0,
+    )
+    methods.mappings(on_off("disabled", "enabled"))
+    campaign = stat_panel(
+        "Registration campaign", (5, 8),
+        "Whether the registration campaign (the sign-in nudge to register Microsoft Authenticator) is on: only its state enabled counts; "
+        "default (never set) and disabled are off. A campaign left off is a common reason MFA coverage stalls.",
+        f"max(entra_auth_method_registration_campaign_enabled{{{t}}})", "campaign", thresholds=on_off_steps,
+    )
+    campaign.mappings(on_off("off", "on"))
+    enabled = stat_panel(
+        "Methods enabled", (5, 8),
+        f"How many of the policy's method configurations are enabled, of all of them. {why}",
+        f"sum(entra_auth_method_enabled{{{t}}})", "enabled",
+    )
+    enabled.with_target(query(f"count(entra_auth_method_enabled{{{t}}})", "configured", ref="B", instant=True))
+    return [("Authentication methods policy", [methods, campaign, enabled])]
 
 
 def group_ratio(feature, t):

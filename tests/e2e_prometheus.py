@@ -326,6 +326,15 @@ def main(argv):
             else:
                 results.expect(True, "")
 
+        # Issue 14b: the policy panel is informative on --demo: some methods enabled, some
+        # disabled, and the registration campaign off (the demo's policy sets it disabled).
+        for label, expr in [
+            ("policy: a method enabled", f'entra_auth_method_enabled{{tenant="{DEMO_TENANT}"}} == 1'),
+            ("policy: a method disabled", f'entra_auth_method_enabled{{tenant="{DEMO_TENANT}"}} == 0'),
+            ("policy: campaign off", f'entra_auth_method_registration_campaign_enabled{{tenant="{DEMO_TENANT}"}} == 0'),
+        ]:
+            check(label, lambda e=expr: p.instant(e))
+
         print(f"e2e: {dashboard_queries} dashboard queries (panels and variables) in {len(DASHBOARDS)} dashboards, "
               f"{rule_exprs} rule expressions ({len(names)} rules healthy in Prometheus)", flush=True)
     finally:

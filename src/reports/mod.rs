@@ -19,6 +19,7 @@
 //! small index into the table, so it stays `Copy`, ordered (registry order, which is
 //! the exposition order) and cheap as a map key.
 
+pub mod authentication_methods_policy;
 pub mod credential_usage_summary;
 pub mod credential_user_registration_count;
 pub mod credential_user_registration_details;
@@ -57,6 +58,8 @@ pub static REGISTRY: &[&dyn Report] = &[
     &delegated_activity::REGISTRATION_ACTIVITY,
     &delegated_activity::SIGN_INS,
     &group_membership::REPORT,
+    // Issue 14b: the authentication methods policy.
+    &authentication_methods_policy::REPORT,
 ];
 
 /// Everything the exporter knows about one report.
@@ -413,6 +416,7 @@ mod tests {
                 "user_registration_activity",
                 "user_sign_ins_by_auth_method_summary",
                 "group_membership",
+                "authentication_methods_policy",
             ]
         );
         for r in ReportKind::all() {

@@ -14,7 +14,10 @@ use std::collections::{BTreeSet, HashSet};
 use hyper::Method;
 
 use super::faults::retry_after_value;
-use super::graph::{Incoming, authenticate, error, link_base, method_not_allowed, parse_top};
+use super::graph::{
+    Incoming, authenticate, error, link_base, method_not_allowed, parse_top, require_permission,
+    unknown_segment,
+};
 use super::json;
 use super::query::parse_pairs;
 use super::rng::{guid_from, hash3};
@@ -185,18 +188,13 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         }
         return reply;
     }
-    let allowed = grant
-        .roles
-        .iter()
-        .any(|r| PERMISSIONS.iter().any(|p| r.eq_ignore_ascii_case(p)));
-    let withdrawn = state.directory_denied[grant.tenant].load(std::sync::atomic::Ordering::SeqCst);
-    if !allowed || withdrawn {
-        return error(
-            ctx,
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        );
+    if let Err(reply) = require_permission(
+        ctx,
+        &grant,
+        &PERMISSIONS,
+        &state.directory_denied[grant.tenant],
+    ) {
+        return reply;
     }
     let segs: Vec<&str> = req
         .path
@@ -238,15 +236,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
                 _ => not_found(ctx, id),
             }
         }
-        _ => error(
-            ctx,
-            400,
-            "BadRequest",
-            &format!(
-                "Resource not found for the segment '{}'.",
-                segs.last().unwrap_or(&"")
-            ),
-        ),
+        _ => unknown_segment(ctx, &segs),
     };
     if reply.status == 200 {
         // 1 RU for groups, 4 for a member page with $select (§13.1.2).

@@ -172,6 +172,9 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     if super::directory::is_directory(req.path) {
         return super::directory::handle(state, ctx, req);
     }
+    if super::policy::is_policy(req.path) {
+        return super::policy::handle(state, ctx, req);
+    }
     let route = match route(req.path) {
         Ok(r) => r,
         Err((status, message)) => {
@@ -314,6 +317,42 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         Route::Entity { id, .. } => page.entity(version, id),
         _ => page.collection(version),
     }
+}
+
+/// The directory service's 403 (graph-api.md §7.3) unless `grant` holds one of
+/// `permissions` and they were not withdrawn at run time (`withdrawn`).
+pub(crate) fn require_permission(
+    ctx: &Ctx,
+    grant: &super::token::Grant,
+    permissions: &[&str],
+    withdrawn: &std::sync::atomic::AtomicBool,
+) -> Result<(), Reply> {
+    let allowed = grant
+        .roles
+        .iter()
+        .any(|r| permissions.iter().any(|p| r.eq_ignore_ascii_case(p)));
+    if allowed && !withdrawn.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    Err(error(
+        ctx,
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    ))
+}
+
+/// Graph's 400 for a path with a segment it does not know (the last of `segs`).
+pub(crate) fn unknown_segment(ctx: &Ctx, segs: &[&str]) -> Reply {
+    error(
+        ctx,
+        400,
+        "BadRequest",
+        &format!(
+            "Resource not found for the segment '{}'.",
+            segs.last().unwrap_or(&"")
+        ),
+    )
 }
 
 pub(crate) fn authenticate(

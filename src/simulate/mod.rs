@@ -34,6 +34,7 @@ mod functions;
 mod graph;
 mod identity;
 mod json;
+mod policy;
 mod query;
 mod rng;
 mod rows;
@@ -54,6 +55,7 @@ pub use delegated::RefreshStatus;
 pub use family_truth::{
     RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
 };
+pub use policy::{PolicyTruth, SimCampaign, SimMethod, SimPolicy};
 pub use server::SimServer;
 pub use truth::{GroupTruth, RegistrationTruth};
 
@@ -145,6 +147,9 @@ pub struct SimTenant {
     pub managed_identity: Option<String>,
     /// The tenant's groups (`/v1.0/groups`, graph-api.md §13.2–13.3).
     pub groups: Vec<SimGroup>,
+    /// Issue 14b: the authentication methods policy (§13.5); changeable at run time
+    /// with [`SimServer::set_policy`].
+    pub policy: SimPolicy,
 }
 
 /// A simulated group.
@@ -192,13 +197,14 @@ impl std::fmt::Debug for SimTenant {
             .field("federated_subject", &self.federated_subject)
             .field("managed_identity", &self.managed_identity)
             .field("groups", &self.groups.len())
+            .field("policy", &self.policy)
             .finish()
     }
 }
 
 impl SimTenant {
     /// A licensed tenant with static data whose app holds `AuditLog.Read.All`,
-    /// `Reports.Read.All` and `GroupMember.Read.All`.
+    /// `Reports.Read.All`, `GroupMember.Read.All` and `Policy.Read.All`.
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -216,6 +222,8 @@ impl SimTenant {
                 "AuditLog.Read.All".into(),
                 "Reports.Read.All".into(),
                 "GroupMember.Read.All".into(),
+                // Issue 14b: the authentication methods policy.
+                "Policy.Read.All".into(),
             ],
             licensed: true,
             drift: None,
@@ -224,6 +232,7 @@ impl SimTenant {
             federated_subject: None,
             managed_identity: None,
             groups: Vec::new(),
+            policy: SimPolicy::default(),
         }
     }
 }
@@ -353,6 +362,8 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
     tenant.drift = Some(DEMO_DRIFT_PERIOD);
     tenant.app_only_summaries = true;
     tenant.groups = demo_groups(users);
+    // Issue 14b: some methods disabled, the campaign off.
+    tenant.policy = SimPolicy::demo();
     SimConfig {
         tenants: vec![tenant],
         ..SimConfig::default()

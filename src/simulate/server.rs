@@ -130,6 +130,10 @@ pub(crate) struct State {
     /// Per tenant: directory permission withdrawn at run time (the app's
     /// `GroupMember.Read.All` consent removed): every directory route answers 403.
     pub(crate) directory_denied: Vec<AtomicBool>,
+    /// Issue 14b, per tenant: the policy served now (from the config, replaceable at
+    /// run time) and whether its permission was withdrawn at run time.
+    pub(crate) policies: Vec<Mutex<super::SimPolicy>>,
+    pub(crate) policy_denied: Vec<AtomicBool>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counters: Mutex<SimCounters>,
     truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
@@ -178,10 +182,22 @@ impl SimServer {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let policies = config
+            .tenants
+            .iter()
+            .map(|t| Mutex::new(t.policy.clone()))
+            .collect();
+        let policy_denied = config
+            .tenants
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         let state = Arc::new(State {
             faults: FaultPlan::new(config.faults.clone()),
             licensed,
             directory_denied,
+            policies,
+            policy_denied,
             config,
             tenants,
             base_url: format!("http://{host}"),
@@ -394,6 +410,33 @@ impl SimServer {
         };
         self.state.directory_denied[i].store(!granted, Ordering::SeqCst);
         true
+    }
+
+    /// Issue 14b: withdraws (or gives back) the app's policy permission from now on, as
+    /// if an admin removed its `Policy.Read.All` consent. Returns false for an unknown
+    /// tenant.
+    pub fn set_policy_permission(&self, tenant_id: &str, granted: bool) -> bool {
+        let Some(i) = self.tenant_index(tenant_id) else {
+            return false;
+        };
+        self.state.policy_denied[i].store(!granted, Ordering::SeqCst);
+        true
+    }
+
+    /// Issue 14b: serves `policy` from now on. Returns false for an unknown tenant.
+    pub fn set_policy(&self, tenant_id: &str, policy: super::SimPolicy) -> bool {
+        let Some(i) = self.tenant_index(tenant_id) else {
+            return false;
+        };
+        *self.state.policies[i].lock().expect("policy lock") = policy;
+        true
+    }
+
+    /// Issue 14b: what the policy families should say for the policy served now.
+    pub fn policy_truth(&self, tenant_id: &str) -> super::PolicyTruth {
+        self.tenant_index(tenant_id)
+            .map(|i| self.state.policies[i].lock().expect("policy lock").truth())
+            .unwrap_or_default()
     }
 
     /// A federated token as the simulated Kubernetes issuer projects it into a pod (what
