@@ -260,6 +260,13 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         .running()
         .map(|r| running_html(&r, now))
         .unwrap_or_default();
+    // Why part of a successful refresh's data is unavailable (issue 14: no P2).
+    let note = s
+        .snapshot
+        .as_ref()
+        .and_then(|snap| snap.data.note())
+        .map(|n| format!("<br><small class=\"note\">{}</small>", esc(&n)))
+        .unwrap_or_default();
     let last_success = s
         .snapshot
         .as_ref()
@@ -280,7 +287,7 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         .unwrap_or_default();
     format!(
         "<tr><td data-label=\"Tenant\">{}</td><td data-label=\"Report\">{report}</td>\
-         <td data-label=\"Status\"><span class=\"{class}\">{status}</span>{running}</td>\
+         <td data-label=\"Status\"><span class=\"{class}\">{status}</span>{note}{running}</td>\
          <td data-label=\"Last success\">{last_success}</td>\
          <td data-label=\"Last error\" class=\"err\">{error}</td></tr>\n",
         esc(tenant),

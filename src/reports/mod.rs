@@ -25,6 +25,7 @@ pub mod credential_user_registration_details;
 pub mod daily_summaries;
 pub mod delegated_activity;
 pub mod group_membership;
+pub mod privileged_roles;
 pub mod registration;
 pub mod row;
 pub mod strength;
@@ -57,6 +58,8 @@ pub static REGISTRY: &[&dyn Report] = &[
     &delegated_activity::REGISTRATION_ACTIVITY,
     &delegated_activity::SIGN_INS,
     &group_membership::REPORT,
+    // Issue 14: privileged roles (joined into the registration counts).
+    &privileged_roles::REPORT,
 ];
 
 /// Everything the exporter knows about one report.
@@ -204,6 +207,14 @@ pub struct Settings {
     /// The membership index of the tenant's last `group_membership` refresh, for the
     /// registration fold's join; `None` while unknown (or not configured).
     pub membership: Option<std::sync::Arc<crate::membership::Membership>>,
+    /// Issue 14: `privileged_roles` as resolved (display names or template ids; empty:
+    /// off).
+    pub privileged_roles: Vec<String>,
+    /// Issue 14: list privileged users by name (`list_privileged_users`).
+    pub list_privileged_users: bool,
+    /// Issue 14: the roles index of the tenant's last `privileged_roles` refresh, for
+    /// the registration fold's join; `None` while unknown (or not configured).
+    pub privileged: Option<std::sync::Arc<crate::privileged::Privileged>>,
 }
 
 /// One refresh in progress: takes every response body, then yields the data.
@@ -216,6 +227,12 @@ pub trait Refresh: Send {
     /// the refresh with that message.
     fn next_requests(&mut self, _request: usize) -> Result<Vec<Request>, String> {
         Ok(Vec::new())
+    }
+    /// Whether the report takes Graph's refusal of request number `request` (HTTP
+    /// `status`, `error.code`) as an answer rather than a failed refresh: the refresh
+    /// goes on without its pages (PIM refused for licence, issue 14).
+    fn refused(&mut self, _request: usize, _status: u16, _code: &str) -> bool {
+        false
     }
     /// The finished data, once every body arrived.
     fn finish(self: Box<Self>) -> Finished;
@@ -262,6 +279,15 @@ pub trait ReportData: Send + Sync + fmt::Debug {
     }
     /// The membership index, for data that is one (`group_membership`).
     fn membership(&self) -> Option<std::sync::Arc<crate::membership::Membership>> {
+        None
+    }
+    /// Issue 14: the roles index, for data that is one (`privileged_roles`).
+    fn privileged(&self) -> Option<std::sync::Arc<crate::privileged::Privileged>> {
+        None
+    }
+    /// Something the landing page shows beside a successful refresh (e.g. why part
+    /// of the data is unavailable); `None` for most data.
+    fn note(&self) -> Option<String> {
         None
     }
 }
@@ -413,6 +439,7 @@ mod tests {
                 "user_registration_activity",
                 "user_sign_ins_by_auth_method_summary",
                 "group_membership",
+                "privileged_roles",
             ]
         );
         for r in ReportKind::all() {
