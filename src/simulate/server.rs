@@ -130,6 +130,9 @@ pub(crate) struct State {
     /// Per tenant: directory permission withdrawn at run time (the app's
     /// `GroupMember.Read.All` consent removed): every directory route answers 403.
     pub(crate) directory_denied: Vec<AtomicBool>,
+    /// Issue 14: per tenant, the role-management permission withdrawn at run time
+    /// (`RoleManagement.Read.Directory` consent removed): every role route answers 403.
+    pub(crate) roles_denied: Vec<AtomicBool>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counters: Mutex<SimCounters>,
     truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
@@ -178,10 +181,16 @@ impl SimServer {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let roles_denied = config
+            .tenants
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         let state = Arc::new(State {
             faults: FaultPlan::new(config.faults.clone()),
             licensed,
             directory_denied,
+            roles_denied,
             config,
             tenants,
             base_url: format!("http://{host}"),
@@ -259,6 +268,20 @@ impl SimServer {
         let tenant = &self.state.tenants[index];
         let cfg = &self.state.config.tenants[index];
         super::coverage_truth::compute(cfg, tenant, tenant.dataset_time(now_unix()), spec)
+    }
+
+    /// Issue 14: the privileged families' truth for `spec`, for a walk started now.
+    pub fn privileged_truth(
+        &self,
+        tenant_id: &str,
+        spec: &super::PrivilegedSpec,
+    ) -> super::PrivilegedTruth {
+        let Some(index) = self.tenant_index(tenant_id) else {
+            return super::PrivilegedTruth::default();
+        };
+        let tenant = &self.state.tenants[index];
+        let cfg = &self.state.config.tenants[index];
+        super::privileged_truth::compute(cfg, tenant, tenant.dataset_time(now_unix()), spec)
     }
 
     /// The tenant generator and the dataset time a walk started now sees.
@@ -393,6 +416,17 @@ impl SimServer {
             return false;
         };
         self.state.directory_denied[i].store(!granted, Ordering::SeqCst);
+        true
+    }
+
+    /// Issue 14: withdraws (or gives back) the app's role-management permission from
+    /// now on, as if an admin removed its `RoleManagement.Read.Directory` consent.
+    /// Returns false for an unknown tenant.
+    pub fn set_role_permission(&self, tenant_id: &str, granted: bool) -> bool {
+        let Some(i) = self.tenant_index(tenant_id) else {
+            return false;
+        };
+        self.state.roles_denied[i].store(!granted, Ordering::SeqCst);
         true
     }
 
