@@ -25,7 +25,7 @@ use super::truth::method_strength;
 use super::{SimPrincipal, SimRoleAssignment, SimRoleKind, SimRoles, SimTenant};
 
 /// Rows per page: small, so the client's paging is exercised (Graph documents none).
-const PAGE: usize = 25;
+const PAGE: usize = 10;
 
 /// Application permissions that may read role management (§13.4.2, §13.4.5).
 const PERMISSIONS: [&str; 4] = [
