@@ -284,13 +284,9 @@ async fn once_matches_truth_with_groups_scopes_and_directory_throttling() {
             "{stderr}"
         );
         let requests = |endpoint: &str, code: &str| {
-            series
-                .get(&key(
-                    "entra_exporter_graph_requests_total",
-                    &[("tenant", "t1"), ("endpoint", endpoint), ("code", code)],
-                ))
-                .copied()
-                .unwrap_or(0.0)
+            let labels = [("tenant", "t1"), ("endpoint", endpoint), ("code", code)];
+            let k = key("entra_exporter_graph_requests_total", &labels);
+            series.get(&k).copied().unwrap_or(0.0)
         };
         // The simulator pages role lists by 10: 16 definitions on two pages, assignments
         // per role (6, one page each), each PIM list once (13 and 16 rows: two pages

@@ -11,11 +11,8 @@
 //! without P2 the two PIM lists answer 400 `AadPremiumLicenseRequired` (§13.4.6) while
 //! `roleAssignments` keeps working. The directory service's 429s apply here too.
 
-use std::sync::atomic::Ordering;
-
-use hyper::Method;
-
-use super::graph::{Incoming, authenticate, error, link_base, method_not_allowed};
+use super::directory::admit;
+use super::graph::{Incoming, error, link_base};
 use super::json;
 use super::query::parse_pairs;
 use super::rng::{guid_from, hash3};
@@ -68,11 +65,7 @@ fn list_of(path: &str) -> Option<List> {
 
 /// Whether `path` is a role-management route (`/v1.0/roleManagement/directory/…`).
 pub(crate) fn is_roles(path: &str) -> bool {
-    let mut segs = path.trim_start_matches('/').split('/');
-    segs.next().is_some_and(|v| v.eq_ignore_ascii_case("v1.0"))
-        && segs
-            .next()
-            .is_some_and(|s| s.eq_ignore_ascii_case("roleManagement"))
+    super::directory::is_v1_under(path, "roleManagement")
 }
 
 /// Whether an assignment of `kind` is listed by `list`.
@@ -182,35 +175,12 @@ fn role_filter(filter: &str) -> Result<String, ()> {
 
 /// Handles a `/v1.0/roleManagement…` request.
 pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
-    if req.method != Method::GET {
-        return method_not_allowed(ctx);
-    }
-    let grant = match authenticate(state, ctx, req.authorization) {
+    let grant = match admit(state, ctx, req, &PERMISSIONS, &state.roles_denied) {
         Ok(g) => g,
         Err(reply) => return reply,
     };
     let tenant = grant.tenant;
     let cfg: &SimTenant = &state.config.tenants[tenant];
-    if let Some(retry_after) = state.faults.directory_throttle() {
-        let body = "{\"error\":{\"code\":\"Request_ThrottledTemporarily\",\"message\":\"Your request is throttled temporarily.\"}}";
-        let mut reply = Reply::graph(429, body.to_owned());
-        if let Some(s) = retry_after {
-            reply = reply.with("retry-after", super::faults::retry_after_value(s));
-        }
-        return reply;
-    }
-    let allowed = grant
-        .roles
-        .iter()
-        .any(|r| PERMISSIONS.iter().any(|p| r.eq_ignore_ascii_case(p)));
-    if !allowed || state.roles_denied[tenant].load(Ordering::SeqCst) {
-        return error(
-            ctx,
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        );
-    }
     let Some(list) = list_of(req.path) else {
         return error(
             ctx,
