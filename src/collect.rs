@@ -48,7 +48,6 @@ pub async fn collect(
     settings.today = crate::reports::daily_summaries::utc_day(crate::families::unix_seconds(
         SystemTime::now(),
     ) as i64);
-    let permission = report.permission();
     let mut refresh = report.start(&settings);
     let mut stats = WalkStats::default();
     // Requests run in order and the first failure ends the refresh: a refused token
@@ -58,6 +57,7 @@ pub async fn collect(
     let mut request = 0;
     while let Some(r) = requests.pop_front() {
         let endpoint = report.request_endpoint(&r);
+        let permission = report.request_permission(&r);
         let url = format!("{}{}", tenant.graph_url, r.path);
         let mut pages = RequestPages {
             refresh: refresh.as_mut(),

@@ -407,18 +407,32 @@ async fn without_p2_active_publishes_and_eligible_is_absent_with_the_reason_on_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_permission_fails_the_report_and_publishes_no_privileged_series() {
     tokio::time::timeout(WAIT, async {
-        let (sim, text) = roles_sim(false, "\"default\"", Faults::default()).await;
-        assert!(sim.set_role_permission(TENANT_ID, false));
-        let (_dir, path) = config_file(&text);
-        let out = run_binary(once_args(&path)).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
-        let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
-        assert_eq!(up(&series, "privileged_roles"), Some(0.0));
-        assert_eq!(up(&series, "user_registration_details"), Some(1.0));
-        assert!(only(&series, FAMILIES).is_empty());
-        assert!(stderr.contains("RoleManagement.Read.Directory"), "{stderr}");
-        sim.shutdown().await;
+        // Without RoleManagement.Read.Directory, and (for the group principal's members)
+        // without GroupMember.Read.All: each refusal names its permission.
+        for (roles, groups, permission) in [
+            (false, true, "RoleManagement.Read.Directory"),
+            (true, false, "GroupMember.Read.All"),
+        ] {
+            let (sim, text) = roles_sim(false, "\"default\"", Faults::default()).await;
+            assert!(sim.set_role_permission(TENANT_ID, roles));
+            assert!(sim.set_directory_permission(TENANT_ID, groups));
+            let (_dir, path) = config_file(&text);
+            let out = run_binary(once_args(&path)).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success());
+            let series = parse_exposition(&String::from_utf8(out.stdout).unwrap());
+            assert_eq!(up(&series, "privileged_roles"), Some(0.0), "{permission}");
+            // Without the group permission the exclusions are unknown too.
+            let registration = if groups { 1.0 } else { 0.0 };
+            assert_eq!(up(&series, "user_registration_details"), Some(registration));
+            assert!(only(&series, FAMILIES).is_empty());
+            let line = stderr
+                .lines()
+                .find(|l| l.contains("report=privileged_roles") && l.contains("failed"))
+                .unwrap_or_else(|| panic!("{stderr}"));
+            assert!(line.contains(permission), "{line}");
+            sim.shutdown().await;
+        }
     })
     .await
     .unwrap();

@@ -85,6 +85,11 @@ pub trait Report: Sync {
     }
     /// The permission Graph requires for the report (graph-api.md §6.1).
     fn permission(&self) -> &'static str;
+    /// The permission one of the report's requests needs, for reports whose requests
+    /// need different ones (issue 14: a role-assignable group's members).
+    fn request_permission(&self, _request: &Request) -> &'static str {
+        self.permission()
+    }
     /// Which tokens Graph serves the report to.
     fn auth(&self) -> Auth {
         Auth::AppOnly

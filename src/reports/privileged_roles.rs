@@ -129,6 +129,14 @@ impl Report for PrivilegedRoles {
         "RoleManagement.Read.Directory"
     }
 
+    fn request_permission(&self, request: &Request) -> &'static str {
+        match self.request_endpoint(request) {
+            // Listing a group's members is a group read, not a role-management one.
+            "transitiveMembers" => super::group_membership::REPORT.permission(),
+            _ => self.permission(),
+        }
+    }
+
     fn families(&self) -> &'static [&'static Family] {
         &[]
     }
@@ -642,6 +650,14 @@ mod tests {
         let members = r.next_requests(1).unwrap();
         assert_eq!(members, vec![members_request(G1)]);
         assert_eq!(REPORT.request_endpoint(&members[0]), "transitiveMembers");
+        assert_eq!(
+            REPORT.request_permission(&members[0]),
+            "GroupMember.Read.All"
+        );
+        assert_eq!(
+            REPORT.request_permission(&next[0]),
+            "RoleManagement.Read.Directory"
+        );
         r.page(2, format!(r#"{{"value":[{}]}}"#, user(U2, SEC)).as_bytes())
             .unwrap();
         assert!(r.next_requests(2).unwrap().is_empty());

@@ -422,4 +422,33 @@ mod demo_tests {
             .count();
         assert_eq!((eligible.len(), active), (3, 2));
     }
+
+    /// rules.test.yml's "demo" tenant carries these numbers: they hold at every point
+    /// of the demo's drift.
+    #[test]
+    fn the_demo_numbers_of_the_rule_tests_hold_over_the_drift() {
+        let config = super::super::demo_config(2_500, 42);
+        let cfg = &config.tenants[0];
+        let g = Tenant::new(&cfg.tenant_id, cfg.seed, cfg.users, cfg.drift);
+        let spec = super::super::PrivilegedSpec {
+            roles: vec!["Global Administrator".into()],
+            ..Default::default()
+        };
+        for k in 0..28 {
+            let t = super::super::privileged_truth::compute(cfg, &g, k * 1_800, &spec);
+            let r = |a: &str| t.roles[&("Global Administrator".to_owned(), a.to_owned())].clone();
+            let (active, eligible) = (r("active"), r("eligible"));
+            assert_eq!(
+                (active.users, active.strengths["phishing_resistant"]),
+                (2, 2)
+            );
+            assert_eq!(active.features["mfa_capable"], 2, "t={k}");
+            assert_eq!(
+                (eligible.users, eligible.strengths["phishing_resistant"]),
+                (3, 0)
+            );
+            assert_eq!(eligible.strengths["none"], 1, "t={k}");
+            assert_eq!(eligible.features["mfa_capable"], 2, "t={k}");
+        }
+    }
 }
