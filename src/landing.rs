@@ -574,6 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn a_report_note_shows_escaped_beside_its_status() {
+        let roles = ReportKind::named("privileged_roles");
+        let store = Store::new([("t".to_owned(), roles)]);
+        let index = crate::privileged::Privileged {
+            eligibility_unavailable: Some("eligibility unavailable: <no P2>".into()),
+            ..Default::default()
+        };
+        let data = crate::reports::privileged_roles::PrivilegedData(std::sync::Arc::new(index));
+        let snapshot = Snapshot {
+            data: Box::new(data),
+            records: 3,
+            finished_at: at(0),
+        };
+        store.publish("t", roles, snapshot, Duration::from_secs(1));
+        let page = render(&store, Shard::default());
+        assert!(
+            page.contains("<small class=\"note\">eligibility unavailable: &lt;no P2&gt;</small>"),
+            "{page}"
+        );
+    }
+
+    #[test]
     fn cut_admin_lists_say_how_many_more() {
         let mut c = counts();
         let mut admins = AdminList::new(1);
