@@ -550,6 +550,7 @@ def tenant_detail():
             ),
         ]),
         *group_sections(t),
+        *privileged_sections(t),
         *usage_and_summary_sections(t),
         *daily_sections(t),
         *policy_sections(t),
@@ -645,6 +646,55 @@ def group_sections(t):
             series(
                 "Group members over time", (14, 5), "Transitive user members of each configured group, over time: a group that grows brings in users who may not have registered yet.",
                 f"sum by (group) (entra_group_members{{{t}}})", "{{group}}",
+            ),
+        ]),
+    ]
+
+
+def privileged_sections(t):
+    """Issue 14: holders of the configured privileged roles (`privileged_roles`) per role x
+    assignment x strength, and the opt-in list (`list_privileged_users`) as a table."""
+    count = {"unit": "short", "decimals": 0}
+    users = f"sum by (role, assignment) (entra_privileged_users{{{t}}})"
+
+    def strength(s):
+        return f'sum by (role, assignment) (entra_privileged_users_by_strength{{{t}, strength="{s}"}})'
+
+    columns = {
+        "Value #A": "Holders", "Value #B": "None", "Value #C": "MFA", "Value #D": "Passwordless",
+        "Value #E": "Phishing-resistant", "Value #F": "Not MFA capable",
+    }
+    not_capable = (
+        f"{users}\n  - sum by (role, assignment) (entra_privileged_users_with_feature{{{t}, feature=\"mfa_capable\"}})"
+    )
+    info_columns = ["user_principal_name", "role", "assignment", "strength"]
+    return [
+        ("Privileged access", [
+            share_bars(
+                "Privileged roles: phishing-resistant, worst first", (10, 10),
+                "For each configured privileged role (`privileged_roles`), the share of its holdings (active and PIM-eligible; a user both active and eligible counts twice) "
+                "whose strongest method is phishing-resistant; CISA's ScubaGear MS.AAD.3.6 asks for all of them. Excluded users left out.",
+                f'sort(\n  sum by (role) (entra_privileged_users_by_strength{{{t}, strength="phishing_resistant"}})\n'
+                f"    / (sum by (role) (entra_privileged_users{{{t}}}) > 0)\n)",
+                "{{role}}",
+            ),
+            table_panel(
+                "Privileged roles by assignment and strength", (14, 10),
+                "Every configured role held actively (permanent, time-bound, activated) or as PIM-eligible (no eligible rows without P2): holders in the registration report "
+                "by their strongest method, and how many cannot complete MFA at all. Sorted by phishing-resistant holders, fewest first.",
+                table_queries(users, strength("none"), strength("mfa"), strength("passwordless"), strength("phishing_resistant"), not_capable),
+                "short",
+                [*merged(columns, ["Time"], first=["role", "assignment"]), transform("sortBy", sort=[{"field": "Phishing-resistant", "desc": False}])],
+                decimals=0, overrides=[(c, count) for c in columns.values()],
+            ),
+            table_panel(
+                "Privileged users (opt-in)", (24, 8),
+                "One row per user, role and assignment with the user's strongest method, when the tenant sets `list_privileged_users = true` "
+                "(at most `max_listed_admins` rows; the exporter logs a warning when it cuts the list).",
+                [query(f"entra_privileged_user_info{{{t}}}", instant=True, table=True)],
+                "short",
+                [transform("organize", excludeByName={"Time": True, "Value": True, "__name__": True, "tenant": True, "job": True, "instance": True},
+                           indexByName={name: i for i, name in enumerate(info_columns)})],
             ),
         ]),
     ]

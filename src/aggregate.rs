@@ -259,6 +259,10 @@ pub struct RegistrationCounts {
     /// strength"). Defaulted so snapshots written before them still restore.
     #[serde(default)]
     pub strength: StrengthFacts,
+    /// Issue 14: per privileged role and assignment, when the tenant configures
+    /// `privileged_roles` and its index is known.
+    #[serde(default)]
+    pub privileged: Option<crate::privileged::PrivilegedCoverage>,
 }
 
 /// What a registration refresh learnt about method strength and freshness, besides the
@@ -298,6 +302,7 @@ impl RegistrationCounts {
             admins_without_mfa: None,
             strength: StrengthFacts::default(),
             coverage: None,
+            privileged: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::graph::paging::{WalkStats, walk};
 use crate::graph::{GraphClient, GraphError};
 use crate::membership::Membership;
 use crate::odata::{PageError, PageFold, PageInfo};
+use crate::privileged::Privileged;
 use crate::reports::{Auth, Refresh, ReportKind, Request};
 use crate::snapshot::{Progress, Snapshot};
 
@@ -31,21 +32,22 @@ impl PageFold for RequestPages<'_> {
 
 /// Collects `kind` for `tenant` into a snapshot, counting every page in `progress`.
 /// `membership` is the tenant's last membership index, which the registration folds
-/// join (`None`: unknown).
+/// join (`None`: unknown); `privileged` likewise its last roles index.
 pub async fn collect(
     client: &GraphClient,
     tenant: &TenantConfig,
     kind: ReportKind,
     membership: Option<Arc<Membership>>,
+    privileged: Option<Arc<Privileged>>,
     progress: &Progress,
 ) -> Result<Snapshot, GraphError> {
     let report = kind.report();
     let mut settings = tenant.report_settings();
     settings.membership = membership;
+    settings.privileged = privileged;
     settings.today = crate::reports::daily_summaries::utc_day(crate::families::unix_seconds(
         SystemTime::now(),
     ) as i64);
-    let permission = report.permission();
     let mut refresh = report.start(&settings);
     let mut stats = WalkStats::default();
     // Requests run in order and the first failure ends the refresh: a refused token
@@ -55,6 +57,7 @@ pub async fn collect(
     let mut request = 0;
     while let Some(r) = requests.pop_front() {
         let endpoint = report.request_endpoint(&r);
+        let permission = report.request_permission(&r);
         let url = format!("{}{}", tenant.graph_url, r.path);
         let mut pages = RequestPages {
             refresh: refresh.as_mut(),
@@ -72,6 +75,17 @@ pub async fn collect(
                 Err(e.for_delegated_only(endpoint, alternative))
             }
             (result, _) => result,
+        };
+        // A refusal the report takes as an answer (PIM without P2) ends that request only.
+        let walked = match walked {
+            Err(e)
+                if e.api_error()
+                    .is_some_and(|a| refresh.refused(request, a.status, &a.code)) =>
+            {
+                tracing::debug!(tenant = %tenant.name, report = %kind, endpoint, error = %e, "request refused; the report goes on without it");
+                Ok(WalkStats::default())
+            }
+            result => result,
         }?;
         stats.pages += walked.pages;
         stats.rows += walked.rows;

@@ -260,6 +260,13 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         .running()
         .map(|r| running_html(&r, now))
         .unwrap_or_default();
+    // Why part of a successful refresh's data is unavailable (issue 14: no P2).
+    let note = s
+        .snapshot
+        .as_ref()
+        .and_then(|snap| snap.data.note())
+        .map(|n| format!("<br><small class=\"note\">{}</small>", esc(&n)))
+        .unwrap_or_default();
     let last_success = s
         .snapshot
         .as_ref()
@@ -280,7 +287,7 @@ fn report_row(tenant: &str, report: ReportKind, s: &ReportState, now: SystemTime
         .unwrap_or_default();
     format!(
         "<tr><td data-label=\"Tenant\">{}</td><td data-label=\"Report\">{report}</td>\
-         <td data-label=\"Status\"><span class=\"{class}\">{status}</span>{running}</td>\
+         <td data-label=\"Status\"><span class=\"{class}\">{status}</span>{note}{running}</td>\
          <td data-label=\"Last success\">{last_success}</td>\
          <td data-label=\"Last error\" class=\"err\">{error}</td></tr>\n",
         esc(tenant),
@@ -564,6 +571,28 @@ mod tests {
         let failed = render(&store, Shard::default());
         assert!(failed.contains("its last refresh failed"), "{failed}");
         assert!(render(&Store::default(), Shard::default()).contains("No tenants are configured"));
+    }
+
+    #[test]
+    fn a_report_note_shows_escaped_beside_its_status() {
+        let roles = ReportKind::named("privileged_roles");
+        let store = Store::new([("t".to_owned(), roles)]);
+        let index = crate::privileged::Privileged {
+            eligibility_unavailable: Some("eligibility unavailable: <no P2>".into()),
+            ..Default::default()
+        };
+        let data = crate::reports::privileged_roles::PrivilegedData(std::sync::Arc::new(index));
+        let snapshot = Snapshot {
+            data: Box::new(data),
+            records: 3,
+            finished_at: at(0),
+        };
+        store.publish("t", roles, snapshot, Duration::from_secs(1));
+        let page = render(&store, Shard::default());
+        assert!(
+            page.contains("<small class=\"note\">eligibility unavailable: &lt;no P2&gt;</small>"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod membership;
 pub mod metrics;
 pub mod odata;
 pub mod poller;
+pub mod privileged;
 pub mod reports;
 pub mod scrape_cache;
 pub mod secret;

@@ -454,11 +454,12 @@ async fn start_demo() -> anyhow::Result<(SimServer, Config)> {
         })?;
     // The simulator's config ends inside its [[tenants]] table: the demo's keys follow.
     let text = format!(
-        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\nrefresh_token_file = {}\n{}",
+        "refresh_interval = {DEMO_REFRESH:?}\n{}reports = [{}]\nadmins_without_mfa = true\nrefresh_token_file = {}\n{}{}",
         simulate::cli::exporter_config("demo", &tenant, &sim.base_url(), None),
         reports.join(", "),
         toml::Value::String(token_file.display().to_string()),
         simulate::DEMO_COVERAGE_CONFIG,
+        simulate::DEMO_PRIVILEGED_CONFIG,
     );
     let config = Config::from_toml(&text)?;
     Ok((sim, config))

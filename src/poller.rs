@@ -156,7 +156,16 @@ pub async fn refresh(
     progress.start();
     let run = async {
         let membership = membership_for(tenant, report, &publisher.store).await?;
-        collect(client, &tenant.config, report, membership, &progress).await
+        let privileged = privileged_for(tenant, report, &publisher.store).await;
+        collect(
+            client,
+            &tenant.config,
+            report,
+            membership,
+            privileged,
+            &progress,
+        )
+        .await
     };
     let result = tokio::time::timeout(deadline, run)
         .await
@@ -234,6 +243,30 @@ async fn membership_for(
     Err(GraphError::Membership(format!(
         "the members of exclude_groups are not known yet (group_membership has not          succeeded; see its report_up and error): not publishing counts that could          include excluded users; {report} keeps its last snapshot"
     )))
+}
+
+/// Issue 14: the roles index a refresh of `report` joins: `None` where it joins none,
+/// or while unknown (the `entra_privileged_*` families are then absent, not zero). At
+/// start a registration refresh waits for the tenant's first roles refresh to end.
+async fn privileged_for(
+    tenant: &Tenant,
+    report: ReportKind,
+    store: &Store,
+) -> Option<Arc<crate::privileged::Privileged>> {
+    if !report.is_registration_source() || tenant.config.privileged_roles.is_empty() {
+        return None;
+    }
+    let roles = ReportKind::named("privileged_roles");
+    loop {
+        let state = store.state(&tenant.config.name, roles).unwrap_or_default();
+        if let Some(snapshot) = &state.snapshot {
+            return snapshot.data.privileged();
+        }
+        if state.last_attempt.is_some() {
+            return None;
+        }
+        tokio::time::sleep(MEMBERSHIP_POLL).await;
+    }
 }
 
 /// First wait before restarting a poller that panicked; doubled per restart in a row.

@@ -33,6 +33,8 @@ RECORDS = [
     "entra:admin_mfa_capable:ratio",
     # issue 13b: method strength
     "entra:phishing_resistant:ratio",
+    # issue 14: privileged roles
+    "entra:privileged_phishing_resistant:ratio",
 ]
 ALERTS = [
     "EntraMfaCoverageDropped",
@@ -44,6 +46,9 @@ ALERTS = [
     "EntraExporterThrottled",
     # issue 13b: Microsoft's data freshness
     "EntraRegistrationDataStale",
+    # issue 14: privileged roles
+    "EntraPrivilegedUserWithoutPhishingResistantMfa",
+    "EntraPrivilegedUserWithoutMfa",
 ]
 
 

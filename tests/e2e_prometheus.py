@@ -335,6 +335,19 @@ def main(argv):
         ]:
             check(label, lambda e=expr: p.instant(e))
 
+        # Issue 14: --demo has eligible-only Global Administrators without phishing-resistant
+        # methods (one not MFA capable): both privileged alerts are active for them
+        # (pending during their `for: 15m`, then firing).
+        for alert in ("EntraPrivilegedUserWithoutPhishingResistantMfa", "EntraPrivilegedUserWithoutMfa"):
+            sel = f'alertname="{alert}",tenant="{DEMO_TENANT}",role="Global Administrator",assignment="eligible"'
+            active = p.instant(f"ALERTS{{{sel}}}")
+            states = sorted({r["metric"].get("alertstate", "?") for r in active})
+            results.expect(states, f"alert {alert}: not active for the demo's eligible Global Administrators")
+            every = p.instant(f'ALERTS{{alertname="{alert}",tenant="{DEMO_TENANT}"}}')
+            held = sorted(f"{r['metric'].get('role')} ({r['metric'].get('assignment')})" for r in every)
+            print(f"e2e: {alert} for the demo's eligible Global Administrators: {', '.join(states) or 'inactive'}; "
+                  f"active for {len(held)} role x assignment: {'; '.join(held)}", flush=True)
+
         print(f"e2e: {dashboard_queries} dashboard queries (panels and variables) in {len(DASHBOARDS)} dashboards, "
               f"{rule_exprs} rule expressions ({len(names)} rules healthy in Prometheus)", flush=True)
     finally:

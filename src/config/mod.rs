@@ -153,6 +153,11 @@ pub struct TenantConfig {
     pub directory_max_requests_per_10s: u32,
     /// The delegated sign-in for the delegated-only reports (`refresh_token_file`).
     pub delegated: Option<DelegatedLogin>,
+    /// Issue 14: `privileged_roles`, `"default"` expanded to its template ids; empty:
+    /// the report is off.
+    pub privileged_roles: Vec<String>,
+    /// Issue 14: `list_privileged_users`.
+    pub list_privileged_users: bool,
 }
 
 /// A tenant's delegated sign-in (design.md, "Delegated sign-in"): `login` writes the
@@ -350,6 +355,9 @@ impl TenantConfig {
             exclude_groups: self.exclude_groups.clone(),
             exclude_users: self.exclude_users.clone(),
             membership: None,
+            privileged_roles: self.privileged_roles.clone(),
+            list_privileged_users: self.list_privileged_users,
+            privileged: None,
         }
     }
 }

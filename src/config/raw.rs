@@ -98,8 +98,22 @@ macro_rules! with_settings {
             pub(super) exclude_users: Option<Vec<String>>,
             /// Client-side budget of directory requests per sliding 10 s.
             pub(super) directory_max_requests_per_10s: Option<u32>,
+            /// Issue 14: `"default"` or a list of role display names / template ids.
+            pub(super) privileged_roles: Option<RawRoles>,
+            /// Issue 14: list privileged users by name.
+            pub(super) list_privileged_users: Option<bool>,
         }
     };
+}
+
+/// Issue 14: `privileged_roles` as written: a word (`"default"`) or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRoles {
+    /// A single string; only `"default"` is valid.
+    Word(String),
+    /// Role display names or template ids.
+    List(Vec<String>),
 }
 
 with_settings! {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::problems::Problems;
-use super::raw::{AuthMode, RawFile, RawTenant};
+use super::raw::{AuthMode, RawFile, RawRoles, RawTenant};
 use super::validate::{
     check_enum_list, check_limits, check_name, check_reports, check_tenant_id, check_url,
     parse_interval, parse_overrides,
@@ -89,6 +89,7 @@ fn tenant(
     let (graph_url, login_url) = endpoints(t, cloud, mode, env, problems);
     let reports = reports(t, cloud, intervals, problems);
     let membership = membership(t, &reports, problems);
+    let privileged = privileged(t, &reports, problems);
     let max_requests_per_10s = t
         .max_requests_per_10s
         .unwrap_or(DEFAULT_MAX_REQUESTS_PER_10S);
@@ -127,6 +128,8 @@ fn tenant(
         exclude_groups: membership.exclude_groups,
         exclude_users: membership.exclude_users,
         directory_max_requests_per_10s: membership.directory_max_requests_per_10s,
+        privileged_roles: privileged.0,
+        list_privileged_users: privileged.1,
     })
 }
 
@@ -217,6 +220,16 @@ fn reports(
     let groups = |g: &Option<Vec<String>>| g.as_ref().is_some_and(|g| !g.is_empty());
     if (groups(&t.groups) || groups(&t.exclude_groups)) && !names.iter().any(|n| n == membership) {
         names.push(membership.into());
+    }
+    // Issue 14: enabled by `privileged_roles` (any value but an empty list).
+    let roles = ReportKind::named("privileged_roles").name();
+    let roles_on = match &t.privileged_roles {
+        None => false,
+        Some(RawRoles::List(l)) => !l.is_empty(),
+        Some(RawRoles::Word(_)) => true,
+    };
+    if roles_on && !names.iter().any(|n| n == roles) {
+        names.push(roles.into());
     }
     check_reports(&names, cloud, every, &by_report, problems)
 }
@@ -325,6 +338,66 @@ fn membership(
     }
 }
 
+/// Issue 14: `privileged_roles` (`"default"` as the template ids of graph-api.md
+/// §13.4.1) and `list_privileged_users`, checked.
+fn privileged(
+    t: &RawTenant,
+    reports: &[ReportConfig],
+    problems: &mut Problems,
+) -> (Vec<String>, bool) {
+    use crate::reports::privileged_roles::DEFAULT_ROLES;
+    let roles = match &t.privileged_roles {
+        None => Vec::new(),
+        Some(RawRoles::Word(w)) if w == "default" => DEFAULT_ROLES
+            .iter()
+            .map(|(_, id)| (*id).to_owned())
+            .collect(),
+        Some(RawRoles::Word(w)) => {
+            problems.add(
+                "privileged_roles",
+                format!(
+                    "is `{w}`: must be \"default\" or a list of role display names or template ids \
+                     ([] turns the report off)"
+                ),
+            );
+            Vec::new()
+        }
+        Some(RawRoles::List(l)) => l.clone(),
+    };
+    check_membership_list(&roles, "privileged_roles", problems);
+    let max = crate::privileged::MAX_ROLES;
+    if roles.len() > max {
+        problems.add(
+            "privileged_roles",
+            format!("lists {} roles: at most {max}", roles.len()),
+        );
+    }
+    let kind = ReportKind::named("privileged_roles");
+    if roles.is_empty() && reports.iter().any(|r| r.kind == kind) {
+        problems.add(
+            "reports",
+            "lists privileged_roles but privileged_roles is not set (or []); set it, e.g. \
+             privileged_roles = \"default\" (the report is enabled by it)",
+        );
+    }
+    let v1 = ReportKind::named("user_registration_details");
+    if !roles.is_empty() && !reports.iter().any(|r| r.kind == v1) {
+        problems.add(
+            "privileged_roles",
+            "needs the user_registration_details report (role holders are joined to it by \
+             user id for their methods); add it to `reports`",
+        );
+    }
+    let list = t.list_privileged_users.unwrap_or(false);
+    if list && roles.is_empty() {
+        problems.add(
+            "list_privileged_users",
+            "needs privileged_roles (the users listed are its role holders)",
+        );
+    }
+    (roles, list)
+}
+
 /// Entries of a membership list: not empty, each once.
 fn check_membership_list(values: &[String], key: &str, problems: &mut Problems) {
     for (i, v) in values.iter().enumerate() {
@@ -395,6 +468,8 @@ fn inherit_settings(t: &mut RawTenant, top: &RawFile) {
         &mut t.directory_max_requests_per_10s,
         &top.directory_max_requests_per_10s,
     );
+    or(&mut t.privileged_roles, &top.privileged_roles);
+    or(&mut t.list_privileged_users, &top.list_privileged_users);
 }
 
 /// The `default` tenant from the standard Azure variables (design.md, "Command line").

@@ -97,6 +97,10 @@ fn tenant(out: &mut String, t: &TenantConfig) {
     if !t.exclude_users.is_empty() {
         w.key("exclude_users", &t.exclude_users);
     }
+    if !t.privileged_roles.is_empty() {
+        w.key("privileged_roles", &t.privileged_roles);
+        w.key("list_privileged_users", t.list_privileged_users);
+    }
 }
 
 /// `auth` and the keys of its mode.

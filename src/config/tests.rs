@@ -682,6 +682,8 @@ fn every_report_of_the_family_is_accepted_with_its_settings() {
         .filter(|r| *r != ReportKind::named("credential_user_registration_details"))
         // Enabled by `groups`/`exclude_groups` (tested in `groups_enable_membership`).
         .filter(|r| *r != ReportKind::named("group_membership"))
+        // Enabled by `privileged_roles` (tested in `privileged_roles_enable_the_report`).
+        .filter(|r| *r != ReportKind::named("privileged_roles"))
         .map(|r| format!("{:?}", r.name()))
         .collect();
     let c = Config::from_toml(&format!(
@@ -930,6 +932,82 @@ fn groups_enable_membership_and_are_checked() {
             "groups = [\"a\"]\ndirectory_max_requests_per_10s = 0".to_owned(),
             "directory_max_requests_per_10s",
             "at least 1",
+        ),
+    ] {
+        let e = Config::from_toml(&format!("{MINIMAL}{extra}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(why), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn privileged_roles_enable_the_report_and_are_checked() {
+    let c = Config::from_toml(&format!(
+        "privileged_roles = \"default\"\nlist_privileged_users = true\n{MINIMAL}"
+    ))
+    .unwrap();
+    let t = &c.tenants[0];
+    let names: Vec<&str> = t.reports.iter().map(|r| r.kind.name()).collect();
+    assert_eq!(names, ["user_registration_details", "privileged_roles"]);
+    assert_eq!(t.privileged_roles.len(), 12, "the default set, inherited");
+    assert_eq!(
+        t.privileged_roles[0],
+        "62e90394-69f5-4237-9190-012177145e10"
+    );
+    assert!(t.list_privileged_users);
+    let settings = t.report_settings();
+    assert_eq!(settings.privileged_roles, t.privileged_roles);
+    // The effective config loads back to the same.
+    let again = Config::from_toml(
+        &c.to_redacted_toml()
+            .replace("# client_secret = \"<redacted>\"", "client_secret = \"s\""),
+    )
+    .unwrap();
+    assert_eq!(again.tenants[0].privileged_roles, t.privileged_roles);
+    // A list as written; [] and unset are off.
+    let c = Config::from_toml(&format!(
+        "{MINIMAL}privileged_roles = [\"Helpdesk Administrator\", \"62e90394-69f5-4237-9190-012177145e10\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.tenants[0].privileged_roles.len(), 2);
+    assert_eq!(c.tenants[0].reports.len(), 2);
+    for off in ["privileged_roles = []\n", ""] {
+        let c = Config::from_toml(&format!("{MINIMAL}{off}")).unwrap();
+        assert!(c.tenants[0].privileged_roles.is_empty());
+        assert_eq!(c.tenants[0].reports.len(), 1);
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("\"r{i}\"")).collect();
+    for (extra, key, why) in [
+        (
+            "privileged_roles = \"all\"".to_owned(),
+            "privileged_roles",
+            "must be \"default\"",
+        ),
+        (
+            format!("privileged_roles = [{}]", many.join(",")),
+            "privileged_roles",
+            "at most 32",
+        ),
+        (
+            "privileged_roles = [\"a\", \"a\"]".to_owned(),
+            "privileged_roles",
+            "listed twice",
+        ),
+        (
+            "reports = [\"user_registration_details\", \"privileged_roles\"]".to_owned(),
+            "reports",
+            "privileged_roles is not set",
+        ),
+        (
+            "privileged_roles = \"default\"\nreports = [\"credential_usage_summary\"]".to_owned(),
+            "privileged_roles",
+            "needs the user_registration_details",
+        ),
+        (
+            "list_privileged_users = true".to_owned(),
+            "list_privileged_users",
+            "needs privileged_roles",
         ),
     ] {
         let e = Config::from_toml(&format!("{MINIMAL}{extra}\n"))

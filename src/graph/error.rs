@@ -285,6 +285,15 @@ impl GraphError {
         }
     }
 
+    /// Graph's error answer behind this error, if it is one (also after retries).
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api { error, .. } => Some(error),
+            Self::RetriesExhausted { last, .. } => last.api_error(),
+            _ => None,
+        }
+    }
+
     /// A low-cardinality label for logs and the landing page.
     pub fn metric_label(&self) -> &'static str {
         match self {

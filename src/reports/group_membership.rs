@@ -146,7 +146,9 @@ fn entries(s: &Settings) -> Vec<Entry> {
     groups.chain(excluded).collect()
 }
 
-fn members_request(id: &str) -> Request {
+/// The transitive members of group `id`, a page of [`MEMBERS_TOP`] at a time (also the
+/// walk of `privileged_roles` for role-assignable group principals).
+pub(crate) fn members_request(id: &str) -> Request {
     Request {
         path: format!("/v1.0/groups/{id}/transitiveMembers?$select=id&$top={MEMBERS_TOP}"),
         paged: true,
@@ -155,7 +157,7 @@ fn members_request(id: &str) -> Request {
 
 /// RFC 3986 percent-encoding of everything but the unreserved characters, after the
 /// quotes are doubled (graph-api.md §13.2.2: `&`, `#`, `+`, `%` would corrupt the query).
-fn percent_encode(value: &str) -> String {
+pub(crate) fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -270,11 +272,23 @@ impl Fold for Candidates<'_> {
 
 /// A `transitiveMembers?$select=id` row: `@odata.type` says what the member is.
 #[derive(Deserialize)]
-struct MemberRow<'a> {
+pub(crate) struct MemberRow<'a> {
     #[serde(rename = "@odata.type", borrow)]
     odata_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
+}
+
+impl MemberRow<'_> {
+    /// The member's id when it is a user. Nested groups are listed beside their
+    /// members (§13.3.2); devices, service principals and contacts never count.
+    pub(crate) fn user_id(&self) -> Option<u128> {
+        let is_user = self
+            .odata_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("#microsoft.graph.user"));
+        self.id.as_deref().filter(|_| is_user).map(object_id)
+    }
 }
 
 struct Members<'a> {
@@ -286,16 +300,9 @@ impl Fold for Members<'_> {
     type Row<'de> = MemberRow<'de>;
 
     fn add(&mut self, row: MemberRow<'_>) {
-        // Nested groups are listed beside their members (§13.3.2); devices, service
-        // principals and contacts never count.
-        let is_user = row
-            .odata_type
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("#microsoft.graph.user"));
-        let Some(id) = row.id.filter(|_| is_user) else {
+        let Some(id) = row.user_id() else {
             return;
         };
-        let id = object_id(&id);
         match self.slot {
             Slot::Group(g) => self.membership.add_member(g, id),
             Slot::Excluded => self.membership.add_excluded(id),

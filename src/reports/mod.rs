@@ -26,6 +26,7 @@ pub mod credential_user_registration_details;
 pub mod daily_summaries;
 pub mod delegated_activity;
 pub mod group_membership;
+pub mod privileged_roles;
 pub mod registration;
 pub mod row;
 pub mod strength;
@@ -60,6 +61,8 @@ pub static REGISTRY: &[&dyn Report] = &[
     &group_membership::REPORT,
     // Issue 14b: the authentication methods policy.
     &authentication_methods_policy::REPORT,
+    // Issue 14: privileged roles (joined into the registration counts).
+    &privileged_roles::REPORT,
 ];
 
 /// Everything the exporter knows about one report.
@@ -85,6 +88,11 @@ pub trait Report: Sync {
     }
     /// The permission Graph requires for the report (graph-api.md §6.1).
     fn permission(&self) -> &'static str;
+    /// The permission one of the report's requests needs, for reports whose requests
+    /// need different ones (issue 14: a role-assignable group's members).
+    fn request_permission(&self, _request: &Request) -> &'static str {
+        self.permission()
+    }
     /// Which tokens Graph serves the report to.
     fn auth(&self) -> Auth {
         Auth::AppOnly
@@ -207,6 +215,14 @@ pub struct Settings {
     /// The membership index of the tenant's last `group_membership` refresh, for the
     /// registration fold's join; `None` while unknown (or not configured).
     pub membership: Option<std::sync::Arc<crate::membership::Membership>>,
+    /// Issue 14: `privileged_roles` as resolved (display names or template ids; empty:
+    /// off).
+    pub privileged_roles: Vec<String>,
+    /// Issue 14: list privileged users by name (`list_privileged_users`).
+    pub list_privileged_users: bool,
+    /// Issue 14: the roles index of the tenant's last `privileged_roles` refresh, for
+    /// the registration fold's join; `None` while unknown (or not configured).
+    pub privileged: Option<std::sync::Arc<crate::privileged::Privileged>>,
 }
 
 /// One refresh in progress: takes every response body, then yields the data.
@@ -219,6 +235,12 @@ pub trait Refresh: Send {
     /// the refresh with that message.
     fn next_requests(&mut self, _request: usize) -> Result<Vec<Request>, String> {
         Ok(Vec::new())
+    }
+    /// Whether the report takes Graph's refusal of request number `request` (HTTP
+    /// `status`, `error.code`) as an answer rather than a failed refresh: the refresh
+    /// goes on without its pages (PIM refused for licence, issue 14).
+    fn refused(&mut self, _request: usize, _status: u16, _code: &str) -> bool {
+        false
     }
     /// The finished data, once every body arrived.
     fn finish(self: Box<Self>) -> Finished;
@@ -265,6 +287,15 @@ pub trait ReportData: Send + Sync + fmt::Debug {
     }
     /// The membership index, for data that is one (`group_membership`).
     fn membership(&self) -> Option<std::sync::Arc<crate::membership::Membership>> {
+        None
+    }
+    /// Issue 14: the roles index, for data that is one (`privileged_roles`).
+    fn privileged(&self) -> Option<std::sync::Arc<crate::privileged::Privileged>> {
+        None
+    }
+    /// Something the landing page shows beside a successful refresh (e.g. why part
+    /// of the data is unavailable); `None` for most data.
+    fn note(&self) -> Option<String> {
         None
     }
 }
@@ -417,6 +448,7 @@ mod tests {
                 "user_sign_ins_by_auth_method_summary",
                 "group_membership",
                 "authentication_methods_policy",
+                "privileged_roles",
             ]
         );
         for r in ReportKind::all() {

@@ -88,6 +88,11 @@ pub static FAMILIES: &[&Family] = &[
     &GROUP_USERS,
     &GROUP_WITH_FEATURE,
     &GROUP_BY_STRENGTH,
+    // Issue 14: privileged roles.
+    super::privileged_roles::FAMILIES[0],
+    super::privileged_roles::FAMILIES[1],
+    super::privileged_roles::FAMILIES[2],
+    super::privileged_roles::FAMILIES[3],
 ];
 
 /// The membership join of a registration refresh, when the tenant configures groups or
@@ -98,17 +103,38 @@ pub(super) fn join(s: &Settings) -> Option<Join> {
     configured.then(|| Join::new(s.membership.clone(), &s.exclude_users))
 }
 
+/// Issue 14: the roles join of a registration refresh, when the tenant configures
+/// `privileged_roles` and the roles index is known.
+pub(super) fn privileged_join(s: &Settings) -> Option<crate::privileged::PrivilegedJoin> {
+    let list = s
+        .list_privileged_users
+        .then_some(s.max_listed_admins as usize);
+    s.privileged
+        .clone()
+        .filter(|_| !s.privileged_roles.is_empty())
+        .map(|index| crate::privileged::PrivilegedJoin::new(index, list))
+}
+
 /// What of the join shapes the data, for the snapshot file's identity: a snapshot
 /// counted with other groups or exclusions is not restored.
 pub(super) fn join_identity(s: &Settings) -> String {
     let list = |l: &[String]| l.join("\u{1f}");
-    match join(s) {
+    let joined = match join(s) {
         None => String::new(),
         Some(_) => format!(
             "|groups:{}|exclude:{}|patterns:{}",
             list(&s.groups),
             list(&s.exclude_groups),
             list(&s.exclude_users)
+        ),
+    };
+    // Issue 14: counted with other roles or another list setting, not restored.
+    match s.privileged_roles.is_empty() {
+        true => joined,
+        false => format!(
+            "{joined}|roles:{}|list:{}",
+            list(&s.privileged_roles),
+            s.list_privileged_users
         ),
     }
 }
@@ -220,6 +246,9 @@ impl ReportData for RegistrationCounts {
         }
         if let Some(coverage) = &self.coverage {
             encode_coverage(coverage, self.source, tenant, out);
+        }
+        if let Some(privileged) = &self.privileged {
+            super::privileged_roles::encode(privileged, self.source, tenant, out);
         }
     }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::MapAccess;
 
-use super::registration::{FAMILIES, TAG, join, join_identity};
+use super::registration::{FAMILIES, TAG, join, join_identity, privileged_join};
 use super::restore_tagged;
 use super::row::{ByteKeyedRow, CowStr, RawStr, StrList, deserialize_row};
 use super::strength::strongest;
@@ -16,6 +16,7 @@ use crate::aggregate::{AdminList, RegistrationCounts, Source, UserFacts};
 use crate::families::Family;
 use crate::membership::Join;
 use crate::odata::Fold;
+use crate::privileged::PrivilegedJoin;
 
 /// The report.
 pub static REPORT: UserRegistrationDetails = UserRegistrationDetails;
@@ -59,6 +60,7 @@ impl Report for UserRegistrationDetails {
             Folder::default()
         };
         fold.1 = join(s);
+        fold.2 = privileged_join(s);
         Box::new(Folding::new(fold, Folder::finish))
     }
 
@@ -175,13 +177,18 @@ impl Row<'_> {
 
 /// Folds rows of this report.
 #[derive(Debug)]
-pub struct Folder(pub RegistrationCounts, pub Option<Join>);
+pub struct Folder(
+    pub RegistrationCounts,
+    pub Option<Join>,
+    /// Issue 14: the privileged-roles join.
+    pub Option<PrivilegedJoin>,
+);
 
 impl Default for Folder {
     fn default() -> Self {
         let mut counts = RegistrationCounts::new(Source::UserRegistrationDetails);
         counts.strength.counted = true;
-        Self(counts, None)
+        Self(counts, None, None)
     }
 }
 
@@ -199,7 +206,8 @@ impl Folder {
     /// The counts, with a warning when the admin list was cut.
     fn finish(mut self) -> Finished {
         self.0.coverage = self.1.map(Join::finish);
-        let warnings = match &self.0.admins_without_mfa {
+        self.0.privileged = self.2.map(PrivilegedJoin::finish);
+        let mut warnings = match &self.0.admins_without_mfa {
             Some(list) if list.is_cut() => vec![Warning {
                 message: "more admins without MFA than max_listed_admins: entra_admin_without_mfa_info lists only the first by user principal name",
                 detail: format!(
@@ -211,6 +219,19 @@ impl Folder {
             }],
             _ => Vec::new(),
         };
+        if let Some(list) = self.0.privileged.as_ref().and_then(|p| p.holders.as_ref())
+            && list.is_cut()
+        {
+            warnings.push(Warning {
+                message: "more privileged role holders than max_listed_admins: entra_privileged_user_info lists only the first by user principal name, role and assignment",
+                detail: format!(
+                    "listed={} total={} max_listed_admins={}",
+                    list.listed.len(),
+                    list.total,
+                    list.cap
+                ),
+            });
+        }
         Finished {
             data: Box::new(self.0),
             warnings,
@@ -257,6 +278,13 @@ impl Fold for Folder {
             && join.has_groups()
         {
             join.count(id, &user.features, strength as usize);
+        }
+        if let Some(join) = &mut self.2 {
+            let upn = || {
+                let upn = row.user_principal_name.as_ref()?;
+                Some(upn.to_str().into_owned())
+            };
+            join.count(id, upn, &user.features, strength as usize);
         }
     }
 }

@@ -106,6 +106,26 @@ fn matches(pattern: &str, upn: &str) -> bool {
     wildcard(&p, &s)
 }
 
+/// Issue 14: whether user `index` with `upn` is left out of coverage under `spec`
+/// (in an excluded group, or matched by a pattern), for the other joined families.
+pub(crate) fn exclusion<'a>(
+    cfg: &SimTenant,
+    spec: &'a CoverageSpec,
+) -> impl Fn(u64, &str) -> bool + 'a {
+    let excluded: BTreeSet<u64> = spec
+        .exclude_groups
+        .iter()
+        .filter_map(|g| match resolve(cfg, g).as_slice() {
+            [g] => Some(users_of(cfg, *g)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    move |index, upn| {
+        excluded.contains(&index) || spec.exclude_users.iter().any(|p| matches(p, upn))
+    }
+}
+
 /// The truth for `spec` at dataset time `t`. A name that does not select exactly one
 /// group has no entry (the exporter fails the membership refresh instead).
 pub(crate) fn compute(

@@ -51,11 +51,14 @@ pub(crate) enum Member {
 
 /// Whether `path` is a directory route (`/v1.0/groups…`).
 pub(crate) fn is_directory(path: &str) -> bool {
+    is_v1_under(path, "groups")
+}
+
+/// Whether `path` is `/v1.0/{segment}…` (any case).
+pub(crate) fn is_v1_under(path: &str, segment: &str) -> bool {
     let mut segs = path.trim_start_matches('/').split('/');
     segs.next().is_some_and(|v| v.eq_ignore_ascii_case("v1.0"))
-        && segs
-            .next()
-            .is_some_and(|s| s.eq_ignore_ascii_case("groups"))
+        && segs.next().is_some_and(|s| s.eq_ignore_ascii_case(segment))
 }
 
 /// The group at `id`, deleted ones included.
@@ -157,15 +160,21 @@ fn group_json(g: &SimGroup) -> String {
     )
 }
 
-/// Handles a `/v1.0/groups…` request.
-pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
+/// What every directory route (groups, and issue 14's role management) checks first:
+/// GET only, a valid token, the directory service's injected 429s, and one of
+/// `permissions` among the token's roles unless `withdrawn` for the tenant at run time
+/// (403). The grant, or the reply that ends the request.
+pub(crate) fn admit(
+    state: &State,
+    ctx: &Ctx,
+    req: &Incoming<'_>,
+    permissions: &[&str],
+    withdrawn: &[std::sync::atomic::AtomicBool],
+) -> Result<super::token::Grant, Reply> {
     if req.method != Method::GET {
-        return method_not_allowed(ctx);
+        return Err(method_not_allowed(ctx));
     }
-    let grant = match authenticate(state, ctx, req.authorization) {
-        Ok(g) => g,
-        Err(reply) => return reply,
-    };
+    let grant = authenticate(state, ctx, req.authorization)?;
     let tenant_cfg = &state.config.tenants[grant.tenant];
     if let Some(retry_after) = state.faults.directory_throttle() {
         // The directory service's 429 (§13.1.2): scope and information headers,
@@ -186,16 +195,19 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         if let Some(s) = retry_after {
             reply = reply.with("retry-after", retry_after_value(s));
         }
-        return reply;
+        return Err(reply);
     }
-    if let Err(reply) = require_permission(
-        ctx,
-        &grant,
-        &PERMISSIONS,
-        &state.directory_denied[grant.tenant],
-    ) {
-        return reply;
-    }
+    require_permission(ctx, &grant, permissions, &withdrawn[grant.tenant])?;
+    Ok(grant)
+}
+
+/// Handles a `/v1.0/groups…` request.
+pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
+    let grant = match admit(state, ctx, req, &PERMISSIONS, &state.directory_denied) {
+        Ok(g) => g,
+        Err(reply) => return reply,
+    };
+    let tenant_cfg = &state.config.tenants[grant.tenant];
     let segs: Vec<&str> = req
         .path
         .trim_start_matches('/')

@@ -175,6 +175,10 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
     if super::policy::is_policy(req.path) {
         return super::policy::handle(state, ctx, req);
     }
+    // Issue 14: role management (privileged roles).
+    if super::roles::is_roles(req.path) {
+        return super::roles::handle(state, ctx, req);
+    }
     let route = match route(req.path) {
         Ok(r) => r,
         Err((status, message)) => {

@@ -35,8 +35,11 @@ mod graph;
 mod identity;
 mod json;
 mod policy;
+
+mod privileged_truth;
 mod query;
 mod rng;
+mod roles;
 mod rows;
 mod server;
 mod tenant;
@@ -56,6 +59,8 @@ pub use family_truth::{
     RegistrationCountTruth, SummaryBy, SummaryTruth, UsageEventsTruth, UsageSummaryTruth,
 };
 pub use policy::{PolicyTruth, SimCampaign, SimMethod, SimPolicy};
+
+pub use privileged_truth::{PrivilegedRoleTruth, PrivilegedSpec, PrivilegedTruth, default_roles};
 pub use server::SimServer;
 pub use truth::{GroupTruth, RegistrationTruth};
 
@@ -150,6 +155,138 @@ pub struct SimTenant {
     /// Issue 14b: the authentication methods policy (§13.5); changeable at run time
     /// with [`SimServer::set_policy`].
     pub policy: SimPolicy,
+
+    /// Issue 14: the tenant's directory roles (`/v1.0/roleManagement/directory`, §13.4).
+    pub directory_roles: SimRoles,
+}
+
+/// Issue 14: a tenant's role definitions and who holds them.
+#[derive(Debug, Clone, Default)]
+pub struct SimRoles {
+    /// Role definitions (built-in ones have `id` = `template_id`).
+    pub definitions: Vec<SimRoleDefinition>,
+    /// Assignments of every kind.
+    pub assignments: Vec<SimRoleAssignment>,
+    /// No P2 licence: the PIM lists answer 400 `AadPremiumLicenseRequired`.
+    pub no_p2: bool,
+}
+
+/// A role definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRoleDefinition {
+    /// Object id.
+    pub id: String,
+    /// Template id (the same in every tenant for built-in roles).
+    pub template_id: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// Who holds a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimPrincipal {
+    /// A user by generator index.
+    User(u64),
+    /// A role-assignable group, by id among the tenant's groups.
+    Group(String),
+    /// The n-th service principal.
+    ServicePrincipal(u32),
+}
+
+/// How a role is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRoleKind {
+    /// Active, permanent: in `roleAssignments` and the assignment schedule instances.
+    Permanent,
+    /// Active until an end date: only in `roleAssignmentScheduleInstances`.
+    TimeBound,
+    /// A PIM activation (short-lived): only in `roleAssignmentScheduleInstances`.
+    Activated,
+    /// PIM-eligible: only in `roleEligibilityScheduleInstances`.
+    Eligible,
+}
+
+/// One role assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRoleAssignment {
+    /// The role definition's id.
+    pub role: String,
+    /// Who holds it.
+    pub principal: SimPrincipal,
+    /// `directoryScopeId`: `/` tenant-wide, else e.g. `/administrativeUnits/{id}`.
+    pub scope: String,
+    /// How.
+    pub kind: SimRoleKind,
+}
+
+impl SimRoles {
+    /// The built-in role definitions the simulator knows: the twelve of graph-api.md
+    /// §13.4.1 and a few other built-ins (Helpdesk, Password, Global Reader).
+    pub fn builtin_definitions() -> Vec<SimRoleDefinition> {
+        [
+            (
+                "Global Administrator",
+                "62e90394-69f5-4237-9190-012177145e10",
+            ),
+            (
+                "Privileged Role Administrator",
+                "e8611ab8-c189-46e8-94e1-60213ab1f814",
+            ),
+            (
+                "Privileged Authentication Administrator",
+                "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+            ),
+            (
+                "Security Administrator",
+                "194ae4cb-b126-40b2-bd5b-6091b380977d",
+            ),
+            ("User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1"),
+            (
+                "Exchange Administrator",
+                "29232cdf-9323-42fd-ade2-1d097af3e4de",
+            ),
+            (
+                "SharePoint Administrator",
+                "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+            ),
+            (
+                "Application Administrator",
+                "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+            ),
+            (
+                "Cloud Application Administrator",
+                "158c047a-c907-4556-b7ef-446551a6b5f7",
+            ),
+            (
+                "Hybrid Identity Administrator",
+                "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2",
+            ),
+            (
+                "Conditional Access Administrator",
+                "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9",
+            ),
+            (
+                "Authentication Administrator",
+                "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+            ),
+            (
+                "Helpdesk Administrator",
+                "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+            ),
+            (
+                "Password Administrator",
+                "966707d0-3269-4727-9be2-8c3a10f19b9d",
+            ),
+            ("Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
+        ]
+        .into_iter()
+        .map(|(name, id)| SimRoleDefinition {
+            id: id.to_owned(),
+            template_id: id.to_owned(),
+            display_name: name.to_owned(),
+        })
+        .collect()
+    }
 }
 
 /// A simulated group.
@@ -198,6 +335,7 @@ impl std::fmt::Debug for SimTenant {
             .field("managed_identity", &self.managed_identity)
             .field("groups", &self.groups.len())
             .field("policy", &self.policy)
+            .field("role_assignments", &self.directory_roles.assignments.len())
             .finish()
     }
 }
@@ -233,6 +371,8 @@ impl SimTenant {
             managed_identity: None,
             groups: Vec::new(),
             policy: SimPolicy::default(),
+
+            directory_roles: SimRoles::default(),
         }
     }
 }
@@ -364,6 +504,16 @@ pub fn demo_config(users: u64, seed: u64) -> SimConfig {
     tenant.groups = demo_groups(users);
     // Issue 14b: some methods disabled, the campaign off.
     tenant.policy = SimPolicy::demo();
+
+    // Issue 14: privileged roles, a role-assignable group, and the permission to read them.
+    tenant.groups.push(roles::demo_tier0_group(users));
+    tenant.roles.push("RoleManagement.Read.Directory".into());
+    tenant.directory_roles = roles::demo_roles(&tenant::Tenant::new(
+        DEMO_TENANT_ID,
+        seed,
+        users,
+        Some(DEMO_DRIFT_PERIOD),
+    ));
     SimConfig {
         tenants: vec![tenant],
         ..SimConfig::default()
@@ -440,3 +590,7 @@ fn demo_groups(users: u64) -> Vec<SimGroup> {
 /// groups, its break-glass group excluded, and a service-account naming pattern.
 pub const DEMO_COVERAGE_CONFIG: &str = "groups = [\"Finance\", \"Engineering\", \"Platform\", \"Sales\", \"Executives\"]\n\
      exclude_groups = [\"Emergency access accounts\"]\nexclude_users = [\"user1?@*\"]\n";
+
+/// Issue 14: the privileged-roles keys `--demo` adds to its tenant.
+pub const DEMO_PRIVILEGED_CONFIG: &str =
+    "privileged_roles = \"default\"\nlist_privileged_users = true\n";

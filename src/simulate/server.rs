@@ -134,6 +134,10 @@ pub(crate) struct State {
     /// run time) and whether its permission was withdrawn at run time.
     pub(crate) policies: Vec<Mutex<super::SimPolicy>>,
     pub(crate) policy_denied: Vec<AtomicBool>,
+
+    /// Issue 14: per tenant, the role-management permission withdrawn at run time
+    /// (`RoleManagement.Read.Directory` consent removed): every role route answers 403.
+    pub(crate) roles_denied: Vec<AtomicBool>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counters: Mutex<SimCounters>,
     truth_cache: Mutex<VecDeque<(TruthKey, RegistrationTruth)>>,
@@ -192,12 +196,18 @@ impl SimServer {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let roles_denied = config
+            .tenants
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         let state = Arc::new(State {
             faults: FaultPlan::new(config.faults.clone()),
             licensed,
             directory_denied,
             policies,
             policy_denied,
+            roles_denied,
             config,
             tenants,
             base_url: format!("http://{host}"),
@@ -275,6 +285,20 @@ impl SimServer {
         let tenant = &self.state.tenants[index];
         let cfg = &self.state.config.tenants[index];
         super::coverage_truth::compute(cfg, tenant, tenant.dataset_time(now_unix()), spec)
+    }
+
+    /// Issue 14: the privileged families' truth for `spec`, for a walk started now.
+    pub fn privileged_truth(
+        &self,
+        tenant_id: &str,
+        spec: &super::PrivilegedSpec,
+    ) -> super::PrivilegedTruth {
+        let Some(index) = self.tenant_index(tenant_id) else {
+            return super::PrivilegedTruth::default();
+        };
+        let tenant = &self.state.tenants[index];
+        let cfg = &self.state.config.tenants[index];
+        super::privileged_truth::compute(cfg, tenant, tenant.dataset_time(now_unix()), spec)
     }
 
     /// The tenant generator and the dataset time a walk started now sees.
@@ -439,6 +463,16 @@ impl SimServer {
             .unwrap_or_default()
     }
 
+    /// Issue 14: withdraws (or gives back) the app's role-management permission from
+    /// now on, as if an admin removed its `RoleManagement.Read.Directory` consent.
+    /// Returns false for an unknown tenant.
+    pub fn set_role_permission(&self, tenant_id: &str, granted: bool) -> bool {
+        let Some(i) = self.tenant_index(tenant_id) else {
+            return false;
+        };
+        self.state.roles_denied[i].store(!granted, Ordering::SeqCst);
+        true
+    }
     /// A federated token as the simulated Kubernetes issuer projects it into a pod (what
     /// `AZURE_FEDERATED_TOKEN_FILE` holds): `sub` = `subject`, valid for `lifetime_secs`
     /// (negative: already expired). Tenants whose `federated_subject` is `subject`
