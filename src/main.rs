@@ -250,7 +250,11 @@ async fn load_config(
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    warn_retired(&config);
+    // The demo enables the retired reports on purpose, to show every family: a
+    // newcomer's first run should not open with warnings about their own config.
+    if demo.is_none() {
+        warn_retired(&config);
+    }
     let configured = config.tenants.len();
     config.tenants.retain(|t| shard.owns(&t.name));
     if shard.count > 1 {
