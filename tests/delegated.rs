@@ -238,9 +238,18 @@ async fn login_then_rotation_reuse_and_revocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retired_reports_warn_at_start_naming_the_successor() {
-    let out = tokio::time::timeout(WAIT, run_binary(vec!["--demo".into(), "--once".into()]))
-        .await
-        .unwrap();
+    let sim = start_sim(300, 12, |_| {}).await;
+    let text = config_toml(&sim, "user_registration_details", "").replace(
+        "reports = [\"user_registration_details\"]",
+        "reports = [\"user_registration_details\", \"credential_usage_summary\", \"user_credential_usage_details\"]",
+    );
+    let (_cfg, path) = config_file(&text);
+    let args = vec![
+        "--once".into(),
+        "--config.file".into(),
+        path.display().to_string(),
+    ];
+    let out = tokio::time::timeout(WAIT, run_binary(args)).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let warnings: Vec<&str> = stderr
@@ -261,6 +270,13 @@ async fn retired_reports_warn_at_start_naming_the_successor() {
             .any(|l| l.contains("report=credential_usage_summary")
                 && l.contains("user_registration_activity"))
     );
+    // The demo enables both on purpose: a newcomer's first run does not warn.
+    let demo = tokio::time::timeout(WAIT, run_binary(vec!["--demo".into(), "--once".into()]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&demo.stderr);
+    assert!(demo.status.success(), "{stderr}");
+    assert!(!stderr.contains("report retired by Microsoft"), "{stderr}");
 }
 
 /// Serving: neither the refresh token (the one written, the one rotated away) nor an
