@@ -261,7 +261,9 @@ def real():
 
 
 def version(text):
-    return tuple(int(x) for x in text.split("."))
+    """`1.89` and `1.89.0` compare equal: padded to three parts."""
+    parts = [int(x) for x in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 def toolchain():
