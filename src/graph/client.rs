@@ -14,6 +14,48 @@ use super::ratelimit::{RateLimiter, acquire_all};
 use crate::config::TenantConfig;
 use crate::metrics::{EndpointLabels, ExporterMetrics, RequestLabels, RetryReason};
 use crate::util;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// At most this many Graph pages are in this process's memory at once, across every
+/// tenant: a page counts from its request's send (after the rate limiters admit it)
+/// until its body has been read *and* the caller drops it (once folded). That bounds
+/// the memory of pages (a 999-row report page is ~0.5 MB) by this, whatever the number
+/// of tenants: without it an empty per-app window lets every tenant's first request go
+/// at once (610 pages being read together at the start of the 1,001-tenant bench).
+///
+/// By Little's law the requests in flight are the rate times the latency: the per-app
+/// budget of 12.2 requests/s (graph-api.md §13.1) at up to ~2.5 s a page needs ~31, so 32
+/// carry the whole budget; a slower Graph is paced by this cap instead of the budget,
+/// which only makes the exporter gentler. Callers must not hold a page while they wait
+/// for another (the walk drops each page once folded): 32 pages held that way would
+/// wait for each other forever.
+pub const MAX_PAGES_IN_MEMORY: usize = 32;
+
+/// The permits of [`MAX_PAGES_IN_MEMORY`], shared by every client; FIFO, so the order
+/// the rate limiters admitted requests in (round-robin across tenants) is kept.
+static PAGES: Semaphore = Semaphore::const_new(MAX_PAGES_IN_MEMORY);
+
+/// Graph pages in memory now: requests sent whose body is not yet dropped (at most
+/// [`MAX_PAGES_IN_MEMORY`]).
+pub fn pages_in_memory() -> usize {
+    MAX_PAGES_IN_MEMORY - PAGES.available_permits()
+}
+
+/// The body of a 2xx Graph response. It holds one of the [`MAX_PAGES_IN_MEMORY`] permits
+/// until dropped: drop it once folded, and never keep it while waiting for another.
+#[derive(Debug)]
+pub struct Page {
+    body: Bytes,
+    _permit: SemaphorePermit<'static>,
+}
+
+impl std::ops::Deref for Page {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.body
+    }
+}
 
 /// Retry and size bounds.
 #[derive(Debug, Clone)]
@@ -63,7 +105,7 @@ pub struct GraphClient {
 }
 
 enum Attempt {
-    Done(Bytes),
+    Done(Page),
     Retry(RetryReason, Option<Duration>, GraphError),
     Fail(GraphError),
 }
@@ -142,14 +184,15 @@ impl GraphClient {
         &self.graph_url
     }
 
-    /// GETs `url` and returns the body of a 2xx response. `endpoint` labels the metrics;
-    /// `permission` names what a 403 should tell the admin to grant.
+    /// GETs `url` and returns the body of a 2xx response (see [`Page`]: drop it before
+    /// the next request). `endpoint` labels the metrics; `permission` names what a 403
+    /// should tell the admin to grant.
     pub async fn get(
         &self,
         url: &str,
         endpoint: &'static str,
         permission: &'static str,
-    ) -> Result<Bytes, GraphError> {
+    ) -> Result<Page, GraphError> {
         let started = Instant::now();
         let mut attempts = 0;
         let mut renewed = false;
@@ -224,6 +267,14 @@ impl GraphClient {
                 tracing::trace!(tenant = %self.tenant, endpoint, limiter = label, waited_ms = waited.as_millis() as u64, "paced by the rate limiter");
             }
         }
+        // After the limiters admitted it: their FIFO queues (the round-robin across
+        // tenants) decide the order, and the semaphore (FIFO too) keeps it. Time spent
+        // here counts in the windows already (early, never late), so Graph's limits are
+        // still kept. Given back when the page is dropped, or at once on an error.
+        let permit = PAGES
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let started = Instant::now();
         let request_id = util::guid();
         let sent = self
@@ -254,7 +305,10 @@ impl GraphClient {
         };
         self.record(endpoint, code, started.elapsed());
         match result {
-            Ok((status, _, _, body)) if (200..300).contains(&status) => Attempt::Done(body),
+            Ok((status, _, _, body)) if (200..300).contains(&status) => Attempt::Done(Page {
+                body,
+                _permit: permit,
+            }),
             Ok((status, header_id, retry_after, body)) => {
                 let error = ApiError::from_response(status, header_id, &body);
                 tracing::debug!(

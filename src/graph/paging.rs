@@ -34,26 +34,38 @@ pub async fn walk(
     // The first URL counts as visited: a link back to it is a loop too.
     let mut seen = HashSet::from([first_url.clone()]);
     let mut stats = WalkStats::default();
-    let mut body = client.get(&first_url, endpoint, permission).await?;
+    let mut page = client.get(&first_url, endpoint, permission).await?;
     loop {
         stats.pages += 1;
         // Fetch ahead: Graph puts the next link before `value`, so it can be read from
         // the head of the page and the next page requested while this one is folded.
         // Only a link the full parse confirms is used; the same origin and loop checks
         // apply before any request carries the token.
-        let ahead = peek_next_link(&body)
+        let ahead = peek_next_link(&page)
             .filter(|next| origin(next).as_deref() == Some(root.as_str()) && !seen.contains(next));
+        // The page is dropped as soon as it is folded: the next request can wait long in
+        // the limiters (a tenant's turn at the per-app budget), and a page kept through
+        // that wait by every tenant of an app was the exporter's peak memory
+        // (BENCHMARKS.md "One app, 1,001 tenants"); it also holds one of the process's
+        // few page permits (`client::MAX_PAGES_IN_MEMORY`).
         let (folded, fetched) = match ahead {
             Some(next) => {
+                let fold = &mut *fold;
                 // join! polls in order on the first poll: the request goes out first,
                 // then the fold runs while Graph prepares the page.
                 let (fetched, folded) =
-                    tokio::join!(client.get(&next, endpoint, permission), async {
-                        off_the_worker(|| fold.fold_page(&body))
+                    tokio::join!(client.get(&next, endpoint, permission), async move {
+                        let folded = off_the_worker(|| fold.fold_page(&page));
+                        drop(page);
+                        folded
                     });
                 (folded, Some((next, fetched)))
             }
-            None => (fold.fold_page(&body), None),
+            None => {
+                let folded = fold.fold_page(&page);
+                drop(page);
+                (folded, None)
+            }
         };
         let info = folded.map_err(|source| GraphError::Page {
             page: stats.pages,
@@ -73,7 +85,7 @@ pub async fn walk(
         if !seen.insert(next.clone()) || stats.pages >= MAX_PAGES {
             return Err(GraphError::NextLinkLoop(stats.pages));
         }
-        body = match fetched {
+        page = match fetched {
             Some((url, result)) if url == next => result?,
             _ => client.get(&next, endpoint, permission).await?,
         };
