@@ -70,26 +70,77 @@ pub struct Families<'a> {
     families: Vec<(&'static Family, Samples<'a>)>,
 }
 
-/// One family's samples, flat: every sample's label pairs one after the other in one
-/// vector, and per sample where its pairs end. A scrape holds every sample of every
-/// tenant at once (394,267 for 1,001 tenants, BENCHMARKS.md), so a vector of its own
+/// One family's samples, flat: every sample's labels one after the other in one
+/// vector, and per sample where its labels end. A scrape holds every sample of every
+/// tenant at once (395,268 for 1,001 tenants, BENCHMARKS.md), so a vector of its own
 /// per sample (its header, allocation and spare capacity) was most of the scrape's
-/// memory.
+/// memory. The label names are kept once while every sample has the same ones (the
+/// usual case: a family's samples differ in values), so a label costs the 16 bytes of
+/// its value rather than the 32 of a pair.
 #[derive(Debug, Default)]
 struct Samples<'a> {
-    labels: Vec<(&'static str, &'a str)>,
-    /// Each sample's end in `labels` (its start is the previous one's end) and value.
+    /// The label names of every sample so far, when they are the same for all.
+    shared_names: Option<Vec<&'static str>>,
+    /// With `shared_names`: the label values, `shared_names.len()` a sample.
+    values: Vec<&'a str>,
+    /// Without: every sample's label pairs.
+    pairs: Vec<(&'static str, &'a str)>,
+    /// Each sample's end in `values` or `pairs` (its start is the previous one's end)
+    /// and value.
     samples: Vec<(usize, Value)>,
 }
 
 impl<'a> Samples<'a> {
-    fn iter(&self) -> impl Iterator<Item = (&[(&'static str, &'a str)], Value)> {
+    fn push(&mut self, labels: &[(&'static str, &'a str)], value: Value) {
+        if self.samples.is_empty() && self.pairs.is_empty() {
+            self.shared_names = Some(labels.iter().map(|(k, _)| *k).collect());
+        }
+        let same_names = self.shared_names.as_ref().is_some_and(|names| {
+            names.len() == labels.len() && names.iter().zip(labels).all(|(n, (k, _))| n == k)
+        });
+        if !same_names && let Some(names) = self.shared_names.take() {
+            // The first sample with other names: every sample so far as pairs (the ends
+            // stay: a sample has as many pairs as it had values).
+            self.pairs = names
+                .iter()
+                .copied()
+                .cycle()
+                .zip(std::mem::take(&mut self.values))
+                .collect();
+        }
+        if self.shared_names.is_some() {
+            self.values.extend(labels.iter().map(|(_, v)| *v));
+            self.samples.push((self.values.len(), value));
+        } else {
+            self.pairs.extend_from_slice(labels);
+            self.samples.push((self.pairs.len(), value));
+        }
+    }
+
+    /// Calls `f` with every sample's label pairs and value, in order, until it fails.
+    fn try_each<E>(
+        &self,
+        mut f: impl FnMut(&[(&'static str, &'a str)], Value) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut start = 0;
-        self.samples.iter().map(move |&(end, value)| {
-            let labels = &self.labels[start..end];
+        let mut pairs = Vec::new();
+        for &(end, value) in &self.samples {
+            match &self.shared_names {
+                Some(names) => {
+                    pairs.clear();
+                    pairs.extend(
+                        names
+                            .iter()
+                            .copied()
+                            .zip(self.values[start..end].iter().copied()),
+                    );
+                    f(&pairs, value)?;
+                }
+                None => f(&self.pairs[start..end], value)?,
+            }
             start = end;
-            (labels, value)
-        })
+        }
+        Ok(())
     }
 }
 
@@ -127,9 +178,7 @@ impl<'a> Families<'a> {
 
     /// Adds a sample to the family `id`.
     pub fn push(&mut self, id: FamilyId, labels: Labels<'a>, value: impl Into<Value>) {
-        let samples = &mut self.families[id.0].1;
-        samples.labels.extend_from_slice(&labels);
-        samples.samples.push((samples.labels.len(), value.into()));
+        self.families[id.0].1.push(&labels, value.into());
     }
 
     /// Adds a sample to `family` (one lookup; for families with few samples).
@@ -147,16 +196,16 @@ impl<'a> Families<'a> {
             }
             let mut metric =
                 encoder.encode_descriptor(family.name, family.help, None, MetricType::Gauge)?;
-            for (labels, value) in samples.iter() {
+            samples.try_each(|labels, value| {
                 let sample = metric.encode_family(&labels)?;
                 match value {
                     // Gauges encode i64; no count here comes near 2^63.
                     Value::Int(v) => {
-                        ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(sample)?
+                        ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(sample)
                     }
-                    Value::Float(v) => ConstGauge::new(v).encode(sample)?,
+                    Value::Float(v) => ConstGauge::new(v).encode(sample),
                 }
-            }
+            })?;
         }
         Ok(())
     }
@@ -168,7 +217,7 @@ impl Families<'_> {
     pub(crate) fn sample_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (family, samples) in &self.families {
-            for (labels, value) in samples.iter() {
+            let _ = samples.try_each(|labels, value| {
                 let labels: Vec<String> =
                     labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
                 let value = match value {
@@ -176,7 +225,8 @@ impl Families<'_> {
                     Value::Float(v) => v.to_string(),
                 };
                 out.push(format!("{}{{{}}} {value}", family.name, labels.join(",")));
-            }
+                Ok::<(), ()>(())
+            });
         }
         out
     }
@@ -198,6 +248,37 @@ mod tests {
         let names: Vec<_> = f.families.iter().map(|(f, _)| f.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(f.sample_lines(), ["a{} 1.5", "b{k=\"v\"} 2"]);
+    }
+
+    #[test]
+    fn shared_label_names_turn_into_pairs_when_a_sample_differs() {
+        let mut f = Families::new([&A]);
+        let a = f.id(&A);
+        for v in ["1", "2", "3"] {
+            f.push(a, vec![("t", "x"), ("k", v)], 1u64);
+        }
+        assert!(
+            f.families[0].1.shared_names.is_some(),
+            "one copy of the names"
+        );
+        f.push(a, vec![("k", "4"), ("t", "x")], 2u64);
+        f.push(a, vec![("t", "y"), ("k", "5")], 3u64);
+        assert!(f.families[0].1.shared_names.is_none());
+        assert_eq!(
+            f.sample_lines(),
+            [
+                "a{t=\"x\",k=\"1\"} 1",
+                "a{t=\"x\",k=\"2\"} 1",
+                "a{t=\"x\",k=\"3\"} 1",
+                "a{k=\"4\",t=\"x\"} 2",
+                "a{t=\"y\",k=\"5\"} 3"
+            ]
+        );
+        let mut g = Families::new([&A]);
+        g.add(&A, vec![], 1u64);
+        g.add(&A, vec![], 2u64);
+        g.add(&A, vec![("t", "x")], 3u64);
+        assert_eq!(g.sample_lines(), ["a{} 1", "a{} 2", "a{t=\"x\"} 3"]);
     }
 
     #[test]
