@@ -196,11 +196,7 @@ impl<V: Copy> IdMap<V> {
             return None;
         }
         let key = halves(id);
-        let p = prefix_of(key, self.bits) as usize;
-        let run = &self.entries[self.starts[p] as usize..self.starts[p + 1] as usize];
-        run.binary_search_by(|(k, _)| k.cmp(&key))
-            .ok()
-            .map(|i| run[i].1)
+        self.find(self.run_of(key), key)
     }
 
     /// The value of every id of `ids`, in order, into `values`. Faster than one
@@ -214,13 +210,7 @@ impl<V: Copy> IdMap<V> {
             values.resize(ids.len(), None);
             return;
         }
-        let runs: Vec<(usize, usize)> = ids
-            .iter()
-            .map(|&id| {
-                let p = prefix_of(halves(id), self.bits) as usize;
-                (self.starts[p] as usize, self.starts[p + 1] as usize)
-            })
-            .collect();
+        let runs: Vec<(usize, usize)> = ids.iter().map(|&id| self.run_of(halves(id))).collect();
         let last = self.entries.len() - 1;
         let touched = runs.iter().fold(0u64, |sum, &(start, end)| {
             let first = self.entries[start.min(last)].0[0];
@@ -228,13 +218,25 @@ impl<V: Copy> IdMap<V> {
             sum.wrapping_add(first ^ end)
         });
         std::hint::black_box(touched);
-        values.extend(ids.iter().zip(&runs).map(|(&id, &(start, end))| {
-            let key = halves(id);
-            let run = &self.entries[start..end];
-            run.binary_search_by(|(k, _)| k.cmp(&key))
-                .ok()
-                .map(|i| run[i].1)
-        }));
+        values.extend(
+            ids.iter()
+                .zip(runs)
+                .map(|(&id, run)| self.find(run, halves(id))),
+        );
+    }
+
+    /// Where the entries whose ids share `key`'s leading bits start and end.
+    fn run_of(&self, key: [u64; 2]) -> (usize, usize) {
+        let p = prefix_of(key, self.bits) as usize;
+        (self.starts[p] as usize, self.starts[p + 1] as usize)
+    }
+
+    /// The value of `key` among the entries of `run`.
+    fn find(&self, (start, end): (usize, usize), key: [u64; 2]) -> Option<V> {
+        let run = &self.entries[start..end];
+        run.binary_search_by(|(k, _)| k.cmp(&key))
+            .ok()
+            .map(|i| run[i].1)
     }
 
     /// Whether `id` is in the map.
