@@ -429,22 +429,14 @@ impl SimServer {
     /// admin removed its `GroupMember.Read.All` consent. Returns false for an unknown
     /// tenant.
     pub fn set_directory_permission(&self, tenant_id: &str, granted: bool) -> bool {
-        let Some(i) = self.tenant_index(tenant_id) else {
-            return false;
-        };
-        self.state.directory_denied[i].store(!granted, Ordering::SeqCst);
-        true
+        self.set_granted(&self.state.directory_denied, tenant_id, granted)
     }
 
     /// Issue 14b: withdraws (or gives back) the app's policy permission from now on, as
     /// if an admin removed its `Policy.Read.All` consent. Returns false for an unknown
     /// tenant.
     pub fn set_policy_permission(&self, tenant_id: &str, granted: bool) -> bool {
-        let Some(i) = self.tenant_index(tenant_id) else {
-            return false;
-        };
-        self.state.policy_denied[i].store(!granted, Ordering::SeqCst);
-        true
+        self.set_granted(&self.state.policy_denied, tenant_id, granted)
     }
 
     /// Issue 14b: serves `policy` from now on. Returns false for an unknown tenant.
@@ -467,12 +459,19 @@ impl SimServer {
     /// now on, as if an admin removed its `RoleManagement.Read.Directory` consent.
     /// Returns false for an unknown tenant.
     pub fn set_role_permission(&self, tenant_id: &str, granted: bool) -> bool {
+        self.set_granted(&self.state.roles_denied, tenant_id, granted)
+    }
+
+    /// Sets tenant `tenant_id`'s flag in `denied` (one per tenant) to `!granted`: the
+    /// permission switches above. Returns false for an unknown tenant.
+    fn set_granted(&self, denied: &[AtomicBool], tenant_id: &str, granted: bool) -> bool {
         let Some(i) = self.tenant_index(tenant_id) else {
             return false;
         };
-        self.state.roles_denied[i].store(!granted, Ordering::SeqCst);
+        denied[i].store(!granted, Ordering::SeqCst);
         true
     }
+
     /// A federated token as the simulated Kubernetes issuer projects it into a pod (what
     /// `AZURE_FEDERATED_TOKEN_FILE` holds): `sub` = `subject`, valid for `lifetime_secs`
     /// (negative: already expired). Tenants whose `federated_subject` is `subject`
