@@ -50,8 +50,13 @@ fn wait_bounded(child: &mut std::process::Child) -> (std::process::ExitStatus, S
     (status, stderr)
 }
 
-/// Runs `login` for `t1`, approving the code it prints; returns its stdout.
-fn login(sim: &SimServer, config: &std::path::Path) -> String {
+/// Starts `login` for `t1` with `config`, its stdout read line by line.
+fn spawn_login(
+    config: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let mut child = Command::new(binary())
         .args([
             "login",
@@ -65,7 +70,13 @@ fn login(sim: &SimServer, config: &std::path::Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Runs `login` for `t1`, approving the code it prints; returns its stdout.
+fn login(sim: &SimServer, config: &std::path::Path) -> String {
+    let (mut child, mut lines) = spawn_login(config);
     let first = lines.next().expect("a line").unwrap();
     let code = first.rsplit(' ').next().unwrap().to_owned();
     assert!(first.contains("/devicelogin") && code.len() == 9, "{first}");
@@ -345,20 +356,7 @@ fn login_declined_exits_with_a_clear_message() {
             dir.path().join("t").display().to_string()
         );
     let (_cfg, path) = config_file(&text);
-    let mut child = Command::new(binary())
-        .args([
-            "login",
-            "--config.file",
-            path.to_str().unwrap(),
-            "--tenant",
-            "t1",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_login(&path);
     let first = lines.next().unwrap().unwrap();
     assert!(sim.decide_device_code(first.rsplit(' ').next().unwrap(), false));
     let (status, stderr) = wait_bounded(&mut child);
