@@ -15,7 +15,7 @@ use crate::metrics::ExporterMetrics;
 use crate::poller::{Publisher, Tenant, refresh};
 use crate::reports::ReportKind;
 use crate::shard::Shard;
-use crate::snapshot::{Store, StoreCollector};
+use crate::snapshot::Store;
 use crate::snapshot_file::{self, SnapshotFile};
 
 /// Everything a running exporter holds.
@@ -120,7 +120,8 @@ impl Exporter {
         }
     }
 
-    /// A registry exposing the store and the self-metrics.
+    /// A registry of the self-metrics (the store's families are written beside it:
+    /// [`exposition::Exposition`]).
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
         self.metrics.register(&mut registry);
@@ -133,7 +134,6 @@ impl Exporter {
                 ("shard_count", self.shard.count.to_string()),
             ]),
         );
-        registry.register_collector(Box::new(StoreCollector(self.store.clone())));
         registry
     }
 
@@ -158,6 +158,10 @@ impl Exporter {
 
     /// The exposition in the classic text format, for `--once`.
     pub fn classic_text(&self) -> String {
-        exposition::encode(&self.registry(), Format::Classic)
+        let registry = self.registry();
+        exposition::encode(
+            exposition::Exposition::new(&registry, &self.store),
+            Format::Classic,
+        )
     }
 }

@@ -1,7 +1,50 @@
-//! Encoding `/metrics`: OpenMetrics 1.0 from prometheus-client, and the classic
-//! Prometheus text format 0.0.4 derived from it for scrapers that ask only for that.
+//! Encoding `/metrics`: OpenMetrics 1.0 (the registry's metrics from prometheus-client,
+//! then the store's families), and the classic Prometheus text format 0.0.4 derived
+//! from it for scrapers that ask only for that.
 
 use prometheus_client::registry::Registry;
+
+use crate::body::Body;
+use crate::snapshot::Store;
+
+/// What `/metrics` shows: the registry's metrics (the exporter's own), then the
+/// families of the stored snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct Exposition<'a> {
+    /// The self-metrics (and any collectors).
+    pub registry: &'a Registry,
+    /// The snapshots; `None` shows the registry alone.
+    pub store: Option<&'a Store>,
+}
+
+impl<'a> Exposition<'a> {
+    /// The registry and the store.
+    pub fn new(registry: &'a Registry, store: &'a Store) -> Self {
+        Self {
+            registry,
+            store: Some(store),
+        }
+    }
+
+    /// The registry alone.
+    pub fn registry(registry: &'a Registry) -> Self {
+        Self {
+            registry,
+            store: None,
+        }
+    }
+
+    /// Writes the whole OpenMetrics text, `# EOF` included, into `body`.
+    pub fn write(self, body: &mut Body) {
+        // Writing to memory cannot fail; an error here is a bug in a collector.
+        prometheus_client::encoding::text::encode_registry(body, self.registry)
+            .expect("encoding into memory");
+        if let Some(store) = self.store {
+            store.write(body);
+        }
+        prometheus_client::encoding::text::encode_eof(body).expect("encoding into memory");
+    }
+}
 
 /// OpenMetrics content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,22 +100,21 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
-/// Encodes `registry` in `format`.
-pub fn encode(registry: &Registry, format: Format) -> String {
-    let om = encode_openmetrics(registry, 16 << 10);
+/// Encodes `e` in `format`.
+pub fn encode(e: Exposition<'_>, format: Format) -> String {
+    let om = encode_openmetrics(e, 16 << 10);
     match format {
         Format::OpenMetrics => om,
         Format::Classic => to_classic(&om),
     }
 }
 
-/// The OpenMetrics text of `registry`, written into a String of `capacity` bytes to
-/// start with (a big body's last size: no regrowing).
-pub fn encode_openmetrics(registry: &Registry, capacity: usize) -> String {
-    let mut om = String::with_capacity(capacity);
-    // Writing to a String cannot fail; an error here is a bug in a collector.
-    prometheus_client::encoding::text::encode(&mut om, registry).expect("encoding to a String");
-    om
+/// The OpenMetrics text of `e`, written into a String of `capacity` bytes to start with
+/// (a big body's last size: no regrowing).
+pub fn encode_openmetrics(e: Exposition<'_>, capacity: usize) -> String {
+    let mut body = Body::text(capacity);
+    e.write(&mut body);
+    body.into_text()
 }
 
 /// Rewrites prometheus-client's OpenMetrics text as Prometheus text 0.0.4:

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod app;
 pub mod atomic_file;
+pub mod body;
 pub mod certificate;
 pub mod cloud;
 pub mod collect;

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prometheus_client::registry::Registry;
 
-use crate::exposition::{self, Format};
+use crate::body::Body;
+use crate::exposition::{self, Exposition, Format};
 
 /// Longest time a body is reused while no snapshot changes.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
@@ -100,64 +100,14 @@ fn decompress(gz: &[u8]) -> Bytes {
 }
 
 fn compress(data: &[u8]) -> Bytes {
-    let mut gz = gzip_into(Vec::with_capacity(data.len() / 4));
+    // The fastest level, as crate::body compresses.
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
     // Writing to a Vec cannot fail.
     gz.write_all(data).expect("gzip into memory");
     Bytes::from(gz.finish().expect("gzip into memory"))
-}
-
-fn gzip_into(out: Vec<u8>) -> flate2::write::GzEncoder<Vec<u8>> {
-    // The fastest level: a few times the speed of the default for ~25% more bytes; the
-    // body is compressed once per encoding, but that can be several times a second.
-    flate2::write::GzEncoder::new(out, flate2::Compression::fast())
-}
-
-/// The OpenMetrics text of `registry` gzip-compressed as it is written (into `capacity`
-/// bytes to start with), and the text's length: the same bytes as [`compress`] of
-/// [`exposition::encode_openmetrics`] once decompressed, without the text ever whole.
-fn encode_gzip(registry: &Registry, capacity: usize) -> (Bytes, usize) {
-    let mut sink = GzipText {
-        pending: String::with_capacity(GzipText::CHUNK),
-        gz: gzip_into(Vec::with_capacity(capacity)),
-        len: 0,
-    };
-    // Writing to memory cannot fail; an error here is a bug in a collector.
-    prometheus_client::encoding::text::encode(&mut sink, registry).expect("encoding to gzip");
-    sink.flush();
-    let gz = sink.gz.finish().expect("gzip into memory");
-    (Bytes::from(gz), sink.len)
-}
-
-/// A `fmt::Write` into gzip, in chunks of [`Self::CHUNK`] bytes (the encoder writes many
-/// tiny pieces; compressing each alone would be slow).
-struct GzipText {
-    pending: String,
-    gz: flate2::write::GzEncoder<Vec<u8>>,
-    /// Text bytes written.
-    len: usize,
-}
-
-impl GzipText {
-    const CHUNK: usize = 64 << 10;
-
-    fn flush(&mut self) {
-        // Writing to a Vec cannot fail.
-        self.gz
-            .write_all(self.pending.as_bytes())
-            .expect("gzip into memory");
-        self.len += self.pending.len();
-        self.pending.clear();
-    }
-}
-
-impl std::fmt::Write for GzipText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.pending.push_str(s);
-        if self.pending.len() >= Self::CHUNK {
-            self.flush();
-        }
-        Ok(())
-    }
 }
 
 /// [`FORMS`] bits of the identity forms.
@@ -183,7 +133,12 @@ pub struct ScrapeCache {
     first: Mutex<()>,
     /// The forms scrapers have asked for (bits of [`FORMS`]), made eagerly at each encoding.
     wanted: AtomicU8,
+    /// The re-encoding thread's queue ([`ScrapeCache::in_background`]), once started.
+    background: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
 }
+
+/// A re-encoding, run on the cache's thread.
+type Job = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for ScrapeCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,13 +173,13 @@ pub enum Lookup {
 }
 
 impl ScrapeCache {
-    /// The body of `registry` in `format` (gzip-compressed when `gzip`), for a store at
+    /// The body of `e` in `format` (gzip-compressed when `gzip`), for a store at
     /// `generation`, encoding here when it is stale (see [`lookup`](Self::lookup) for a
     /// scrape that must not wait).
-    pub fn get(&self, registry: &Registry, generation: u64, format: Format, gzip: bool) -> Bytes {
+    pub fn get(&self, e: Exposition<'_>, generation: u64, format: Format, gzip: bool) -> Bytes {
         match self.lookup(generation, format, gzip) {
             Lookup::Ready(body) => body,
-            Lookup::Stale(_, turn) => self.encode(registry, generation, turn).body(format, gzip),
+            Lookup::Stale(_, turn) => self.encode(e, generation, turn).body(format, gzip),
             Lookup::Empty => {
                 self.mark_wanted(format, gzip);
                 let _first = self.first.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,7 +187,7 @@ impl ScrapeCache {
                     return e.body(format, gzip);
                 }
                 let turn = self.take_turn().unwrap_or_else(|| Turn(Arc::default()));
-                self.encode(registry, generation, turn).body(format, gzip)
+                self.encode(e, generation, turn).body(format, gzip)
             }
         }
     }
@@ -257,10 +212,9 @@ impl ScrapeCache {
         }
     }
 
-    /// Encodes `registry` for a store at `generation`, makes every form scrapers have
-    /// asked for, and publishes the result (which it returns). `turn` is given back when
-    /// done.
-    pub fn encode(&self, registry: &Registry, generation: u64, turn: Turn) -> Arc<Encoded> {
+    /// Encodes `e` for a store at `generation`, makes every form scrapers have asked
+    /// for, and publishes the result (which it returns). `turn` is given back when done.
+    pub fn encode(&self, e: Exposition<'_>, generation: u64, turn: Turn) -> Arc<Encoded> {
         let wanted = self.wanted.load(Ordering::Relaxed);
         let last = self.current();
         let mut encoded = Encoded {
@@ -275,15 +229,18 @@ impl ScrapeCache {
         if wanted & (OPENMETRICS | CLASSIC | CLASSIC_GZIP) == 0 {
             // Only the gzip form is wanted (a Prometheus server's scrapes): the text is
             // compressed as it is encoded and never whole in memory (it is 15 times the
-            // gzip form: ~40 MB for 1,001 tenants, BENCHMARKS.md).
+            // gzip form: ~40 MB for 1,001 tenants, BENCHMARKS.md), nor are the samples
+            // (each family's are compressed as the tenants are walked, crate::body).
             let capacity = last.map_or(0, |e| e.openmetrics_gzip.get().map_or(0, Bytes::len));
-            let (gz, len) = encode_gzip(registry, capacity + capacity / 16);
+            let mut body = Body::gzip(capacity + capacity / 16);
+            e.write(&mut body);
+            let (gz, len) = body.finish();
             encoded.len = len;
             encoded.openmetrics_gzip = OnceLock::from(gz);
         } else {
             // The last body's size (and a little): no regrowing, no doubled capacity kept.
             let capacity = last.map_or(0, |e| e.len + e.len / 16);
-            let mut text = exposition::encode_openmetrics(registry, capacity);
+            let mut text = exposition::encode_openmetrics(e, capacity);
             if text.capacity() > text.len() + text.len() / 8 {
                 text.shrink_to_fit();
             }
@@ -304,6 +261,36 @@ impl ScrapeCache {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(encoded.clone());
         drop(turn);
         encoded
+    }
+
+    /// Runs `job` (a re-encoding with a [`Turn`]) on the cache's own thread, started on
+    /// first use and kept while the cache is. One thread for every re-encoding rather
+    /// than a thread each: glibc gives each new thread a malloc arena of its own, and
+    /// every arena keeps the memory its encodings freed (BENCHMARKS.md, issue 16).
+    pub fn in_background(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let mut background = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        let mut job: Job = Box::new(job);
+        if let Some(queue) = background.as_ref() {
+            match queue.send(job) {
+                Ok(()) => return Ok(()),
+                // The thread is gone (a job panicked): start another.
+                Err(std::sync::mpsc::SendError(back)) => job = back,
+            }
+        }
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("encode".into())
+            .spawn(move || {
+                for job in jobs {
+                    job();
+                }
+            })?;
+        // The receiver lives until the thread ends, which is not before this send.
+        queue
+            .send(job)
+            .expect("the encoding thread was just started");
+        *background = Some(queue);
+        Ok(())
     }
 
     fn current(&self) -> Option<Arc<Encoded>> {
@@ -352,6 +339,7 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::registry::Registry;
     use std::io::Read;
 
     #[test]
@@ -360,27 +348,47 @@ mod tests {
         let counter = Counter::<u64>::default();
         registry.register("c", "A counter.", counter.clone());
         let cache = ScrapeCache::default();
-        let first = cache.get(&registry, 1, Format::OpenMetrics, false);
+        let first = cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            false,
+        );
         counter.inc();
-        let same = cache.get(&registry, 1, Format::OpenMetrics, false);
+        let same = cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            false,
+        );
         assert_eq!(
             first, same,
             "within MAX_AGE and the same generation: cached bytes"
         );
         assert_eq!(first.as_ptr(), same.as_ptr());
-        let soon = cache.get(&registry, 2, Format::OpenMetrics, false);
+        let soon = cache.get(
+            Exposition::registry(&registry),
+            2,
+            Format::OpenMetrics,
+            false,
+        );
         assert_eq!(
             first.as_ptr(),
             soon.as_ptr(),
             "a change within MIN_AGE waits"
         );
         std::thread::sleep(MIN_AGE);
-        let changed = cache.get(&registry, 2, Format::OpenMetrics, false);
+        let changed = cache.get(
+            Exposition::registry(&registry),
+            2,
+            Format::OpenMetrics,
+            false,
+        );
         assert!(String::from_utf8_lossy(&changed).contains("c_total 1"));
-        let classic = cache.get(&registry, 2, Format::Classic, false);
+        let classic = cache.get(Exposition::registry(&registry), 2, Format::Classic, false);
         assert!(!String::from_utf8_lossy(&classic).contains("# EOF"));
 
-        let gz = cache.get(&registry, 2, Format::Classic, true);
+        let gz = cache.get(Exposition::registry(&registry), 2, Format::Classic, true);
         let mut plain = String::new();
         flate2::read::GzDecoder::new(&gz[..])
             .read_to_string(&mut plain)
@@ -400,13 +408,28 @@ mod tests {
                 e.classic.get().is_some(),
             )
         };
-        cache.get(&registry, 1, Format::OpenMetrics, false);
+        cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            false,
+        );
         assert_eq!(built(&cache), (false, false), "nothing asked for yet");
-        cache.get(&registry, 1, Format::OpenMetrics, true);
+        cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            true,
+        );
         // A new generation re-encodes on a plain scrape: the gzip form, asked for
         // before, is already there when the new body is published.
         std::thread::sleep(MIN_AGE);
-        cache.get(&registry, 2, Format::OpenMetrics, false);
+        cache.get(
+            Exposition::registry(&registry),
+            2,
+            Format::OpenMetrics,
+            false,
+        );
         assert_eq!(built(&cache), (true, false));
     }
 
@@ -421,26 +444,46 @@ mod tests {
             let e = current.as_ref().unwrap();
             (e.openmetrics.get().is_some(), e.classic.get().is_some())
         };
-        let gz = cache.get(&registry, 1, Format::OpenMetrics, true);
-        cache.get(&registry, 1, Format::Classic, true);
+        let gz = cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            true,
+        );
+        cache.get(Exposition::registry(&registry), 1, Format::Classic, true);
         counter.inc();
         std::thread::sleep(MIN_AGE);
-        let gz2 = cache.get(&registry, 2, Format::OpenMetrics, true);
+        let gz2 = cache.get(
+            Exposition::registry(&registry),
+            2,
+            Format::OpenMetrics,
+            true,
+        );
         assert_ne!(gz, gz2);
         assert_eq!(kept(&cache), (false, false), "only the gzip forms kept");
         // Asked for after all: made from the gzip form, the same text.
-        let text = cache.get(&registry, 2, Format::OpenMetrics, false);
+        let text = cache.get(
+            Exposition::registry(&registry),
+            2,
+            Format::OpenMetrics,
+            false,
+        );
         let mut plain = String::new();
         flate2::read::GzDecoder::new(&gz2[..])
             .read_to_string(&mut plain)
             .unwrap();
         assert_eq!(plain.as_bytes(), &text[..]);
         assert!(plain.contains("c_total 1"));
-        let classic = cache.get(&registry, 2, Format::Classic, false);
+        let classic = cache.get(Exposition::registry(&registry), 2, Format::Classic, false);
         assert!(!String::from_utf8_lossy(&classic).contains("# EOF"));
         // Wanted from now on: the next encoding keeps them.
         std::thread::sleep(MIN_AGE);
-        cache.get(&registry, 3, Format::OpenMetrics, true);
+        cache.get(
+            Exposition::registry(&registry),
+            3,
+            Format::OpenMetrics,
+            true,
+        );
         assert_eq!(kept(&cache), (true, true));
     }
 
@@ -497,7 +540,12 @@ mod tests {
         let registry = Arc::new(registry);
         let cache = Arc::new(ScrapeCache::default());
 
-        let first = cache.get(&registry, 1, Format::OpenMetrics, true);
+        let first = cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            true,
+        );
         counter.inc();
         gate.armed.store(true, Ordering::SeqCst);
         std::thread::sleep(MIN_AGE);
@@ -509,7 +557,7 @@ mod tests {
         let encoder = {
             let (cache, registry) = (cache.clone(), registry.clone());
             std::thread::spawn(move || {
-                cache.encode(&registry, 2, turn);
+                cache.encode(Exposition::registry(&registry), 2, turn);
             })
         };
         started_rx
@@ -522,7 +570,12 @@ mod tests {
                 Lookup::Ready(b) => assert_eq!(b.as_ptr(), first.as_ptr()),
                 other => panic!("expected the previous body, got {other:?}"),
             }
-            let b = cache.get(&registry, 2, Format::OpenMetrics, true);
+            let b = cache.get(
+                Exposition::registry(&registry),
+                2,
+                Format::OpenMetrics,
+                true,
+            );
             assert_eq!(b.as_ptr(), first.as_ptr());
         }
         release_tx.send(()).unwrap();
@@ -551,10 +604,15 @@ mod tests {
             counter.inc_by(i);
             registry.register(format!("c{i}"), "A counter.", counter);
         }
-        let text = exposition::encode_openmetrics(&registry, 0);
-        assert!(text.len() > 2 * GzipText::CHUNK, "{}", text.len());
+        let text = exposition::encode_openmetrics(Exposition::registry(&registry), 0);
+        assert!(text.len() > 128 << 10, "{}", text.len());
         let cache = ScrapeCache::default();
-        let gz = cache.get(&registry, 1, Format::OpenMetrics, true);
+        let gz = cache.get(
+            Exposition::registry(&registry),
+            1,
+            Format::OpenMetrics,
+            true,
+        );
         let current = cache.current().unwrap();
         assert!(
             current.openmetrics.get().is_none(),
@@ -570,6 +628,38 @@ mod tests {
             .read_to_string(&mut plain)
             .unwrap();
         assert_eq!(plain, text);
+    }
+
+    #[test]
+    fn every_background_encoding_runs_on_one_thread() {
+        let cache = ScrapeCache::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..3 {
+            let tx = tx.clone();
+            cache
+                .in_background(move || tx.send(std::thread::current().id()).unwrap())
+                .unwrap();
+        }
+        let ids: Vec<_> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+            .collect();
+        assert_ne!(ids[0], std::thread::current().id());
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        // A job that panics ends the thread; a job after it gets a new one (one sent
+        // while the old thread is still going down is dropped with it: try again).
+        cache.in_background(|| panic!("a job fails")).unwrap();
+        let mut after = None;
+        for _ in 0..300 {
+            let tx = tx.clone();
+            cache
+                .in_background(move || tx.send(std::thread::current().id()).unwrap())
+                .unwrap();
+            if let Ok(id) = rx.recv_timeout(Duration::from_millis(100)) {
+                after = Some(id);
+                break;
+            }
+        }
+        assert!(after.is_some_and(|id| id != ids[0]), "{after:?}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::exposition;
+use crate::exposition::{self, Exposition};
 use crate::scrape_cache::{Lookup, ScrapeCache, accepts_gzip};
 use crate::snapshot::Store;
 use crate::web_config::{WebConfig, WebConfigHandle};
@@ -115,9 +115,10 @@ const OTHER_FILES: u64 = 128;
 /// What the server reads.
 #[derive(Debug)]
 pub struct ServerState {
-    /// Self-metrics plus the store collector (with [`ServerMetrics::registered`] added).
+    /// Self-metrics (with [`ServerMetrics::registered`] added).
     pub registry: Registry,
-    /// The snapshots, for the landing page and readiness.
+    /// The snapshots: their families follow the registry's on `/metrics`, and the
+    /// landing page and readiness read them.
     pub store: Arc<Store>,
     /// `--web.telemetry-path`.
     pub telemetry_path: String,
@@ -148,6 +149,13 @@ impl Default for ServerState {
             max_requests: DEFAULT_MAX_REQUESTS,
             metrics: ServerMetrics::default(),
         }
+    }
+}
+
+impl ServerState {
+    /// What `/metrics` shows.
+    pub fn exposition(&self) -> Exposition<'_> {
+        Exposition::new(&self.registry, &self.store)
     }
 }
 
@@ -607,27 +615,29 @@ async fn admit_scrape(
     requests.admit(conn).await.map(Some)
 }
 
-/// The `/metrics` body: the cached one, re-encoded on a thread of its own when stale
-/// (the scrape is served the previous body meanwhile); only the first scrape waits.
+/// The `/metrics` body: the cached one, re-encoded on the cache's thread when stale (the
+/// scrape is served the previous body meanwhile); only the first scrape waits.
 fn metrics_body(state: &Arc<ServerState>, format: exposition::Format, gzip: bool) -> Bytes {
     let generation = state.store.generation();
     match state.cache.lookup(generation, format, gzip) {
         Lookup::Ready(body) => body,
         Lookup::Stale(body, turn) => {
-            let state = state.clone();
-            let spawned = std::thread::Builder::new()
-                .name("encode".into())
-                .spawn(move || {
-                    state.cache.encode(&state.registry, generation, turn);
-                });
+            let job = {
+                let state = state.clone();
+                move || {
+                    state.cache.encode(state.exposition(), generation, turn);
+                }
+            };
             // No thread to be had: the next stale scrape tries again (the turn was
             // given back with the closure).
-            if let Err(e) = spawned {
+            if let Err(e) = state.cache.in_background(job) {
                 tracing::warn!(error = %e, "cannot start the /metrics encoding thread");
             }
             body
         }
-        Lookup::Empty => state.cache.get(&state.registry, generation, format, gzip),
+        Lookup::Empty => state
+            .cache
+            .get(state.exposition(), generation, format, gzip),
     }
 }
 
@@ -722,10 +732,7 @@ mod tests {
             "t<1>".to_owned(),
             ReportKind::named("user_registration_details"),
         )]));
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(crate::snapshot::StoreCollector(store.clone())));
         ServerState {
-            registry,
             store,
             telemetry_path: "/metrics".into(),
             shard: crate::shard::Shard::new(1, 3).unwrap(),

@@ -1,5 +1,5 @@
-//! The last good snapshot of every (tenant, report), and the prometheus-client
-//! [`Collector`] that turns them into the `entra_*` families at scrape time.
+//! The last good snapshot of every (tenant, report), and their `entra_*` families,
+//! written at scrape time ([`Store::write`]).
 //!
 //! A refresh replaces a report's snapshot whole, so label sets that vanish upstream
 //! vanish here; a failed refresh leaves the snapshot alone and records the failure.
@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
-
+use crate::body::Body;
 use crate::families::{Families, Family, unix_seconds};
 use crate::reports::{ReportData, ReportKind, family_order};
 
@@ -271,10 +269,6 @@ impl Store {
     }
 }
 
-/// Encodes a [`Store`] at scrape time.
-#[derive(Debug, Clone)]
-pub struct StoreCollector(pub Arc<Store>);
-
 static UP: Family = Family::gauge(
     "entra_exporter_report_up",
     "1 if the last refresh of the report succeeded, 0 if it failed (the last good snapshot stays exported).",
@@ -296,12 +290,13 @@ static REFRESH_PAGES: Family = Family::gauge(
     "Pages fetched so far by the running refresh of the report (0 when idle).",
 );
 
-impl Collector for StoreCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let entries = self.0.entries.read().unwrap_or_else(|e| e.into_inner());
-        // The reports' families first, then the store's own about each report.
+impl Store {
+    /// Writes the families of every snapshot into `body`: the reports' families first,
+    /// then the store's own about each report.
+    pub fn write(&self, body: &mut Body) {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let own = [&UP, &LAST_SUCCESS, &DURATION, &RECORDS, &REFRESH_PAGES];
-        let mut out = Families::new(family_order().chain(own));
+        let mut out = Families::for_body(body, family_order().chain(own));
         let [up, last_success, duration, records, pages] = own.map(|f| out.id(f));
         for ((tenant, report), state) in entries.iter() {
             let base = || vec![("tenant", tenant.as_str()), ("report", report.name())];
@@ -317,7 +312,8 @@ impl Collector for StoreCollector {
             out.push(records, base(), snap.records);
             snap.data.encode(tenant, &mut out);
         }
-        out.encode(&mut encoder)
+        drop(entries);
+        out.append_to(body);
     }
 }
 
@@ -325,15 +321,13 @@ impl Collector for StoreCollector {
 mod tests {
     use super::*;
     use crate::aggregate::{RegistrationCounts, Source, UserFacts};
-    use prometheus_client::registry::Registry;
     use std::time::UNIX_EPOCH;
 
+    /// The store's families as the exposition shows them after an empty registry.
     fn encode(store: &Arc<Store>) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(StoreCollector(store.clone())));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-        out
+        let mut body = Body::text(0);
+        store.write(&mut body);
+        body.into_text() + "# EOF\n"
     }
 
     #[test]

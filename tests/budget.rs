@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::config::Config;
-use entra_mfa_exporter::exposition::{self, Format};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::shard::Shard;
 use entra_mfa_exporter::simulate::{Faults, RateLimit, SimConfig, SimServer, SimTenant};
@@ -96,7 +95,7 @@ async fn two_shards_of_one_app_stay_together_under_its_budget() {
     let waited: f64 = [&a, &b]
         .iter()
         .flat_map(|e| {
-            parse_exposition(&exposition::encode(&e.registry(), Format::Classic))
+            parse_exposition(&e.classic_text())
                 .into_iter()
                 .filter(|((name, labels), _)| {
                     name == "entra_exporter_limiter_wait_seconds_total"

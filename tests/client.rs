@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::*;
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::config::Config;
-use entra_mfa_exporter::exposition::{self, Format};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::simulate::{Faults, SimReport, SimServer};
 
@@ -26,7 +25,7 @@ fn exporter(sim: &SimServer, report: &str, extra: &str) -> Exporter {
 }
 
 fn series(e: &Exporter) -> std::collections::BTreeMap<SeriesKey, f64> {
-    parse_exposition(&exposition::encode(&e.registry(), Format::Classic))
+    parse_exposition(&e.classic_text())
 }
 
 fn value(

@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use entra_mfa_exporter::app::Exporter;
 use entra_mfa_exporter::config::Config;
-use entra_mfa_exporter::exposition::{self, Format};
 use entra_mfa_exporter::graph::RetryPolicy;
 use entra_mfa_exporter::simulate::{Faults, RateLimit, SimCounters, SimReport, SimServer};
 
@@ -34,7 +33,7 @@ fn exporter(sim: &SimServer, policy: RetryPolicy) -> Exporter {
 }
 
 fn series(e: &Exporter) -> BTreeMap<SeriesKey, f64> {
-    parse_exposition(&exposition::encode(&e.registry(), Format::Classic))
+    parse_exposition(&e.classic_text())
 }
 
 /// A series' value, 0 when absent (a counter never incremented is not exported).

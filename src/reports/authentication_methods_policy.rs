@@ -206,7 +206,7 @@ pub struct PolicyData {
 }
 
 impl ReportData for PolicyData {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let id = out.id(&METHOD_ENABLED);
         for (method, enabled) in &self.methods {
             out.push(

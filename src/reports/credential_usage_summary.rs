@@ -98,7 +98,7 @@ pub struct UsageActivities {
 }
 
 impl ReportData for UsageActivities {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         encode_activities(&ACTIVITIES, tenant, &self.period, &self.counts, out);
     }
 
@@ -146,12 +146,12 @@ pub struct UsageActivityCounts {
 
 /// The samples of `family{period,feature,method,result}`: this report's, and its
 /// successor `user_registration_activity`'s.
-pub fn encode_activities<'a>(
+pub fn encode_activities(
     family: &'static Family,
-    tenant: &'a str,
-    period: &'a str,
-    counts: &'a UsageActivityCounts,
-    out: &mut Families<'a>,
+    tenant: &str,
+    period: &str,
+    counts: &UsageActivityCounts,
+    out: &mut Families,
 ) {
     let id = out.id(family);
     for ((feature, method), (ok, failed)) in &counts.activities {

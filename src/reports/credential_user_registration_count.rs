@@ -80,7 +80,7 @@ impl Report for CredentialUserRegistrationCount {
 }
 
 impl ReportData for RegistrationStatusCounts {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         out.add(&TOTAL_USERS, vec![("tenant", tenant)], self.total_users);
         let id = out.id(&STATUS_USERS);
         for (status, n) in &self.statuses {

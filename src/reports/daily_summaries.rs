@@ -243,7 +243,7 @@ pub struct DailyData {
 }
 
 impl ReportData for DailyData {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let Some((day, counts)) = &self.day else {
             return;
         };
@@ -335,7 +335,7 @@ mod tests {
                 "entra_daily_sign_ins{tenant=\"t\",factor=\"multi_factor\"} 15",
                 "entra_daily_sign_ins{tenant=\"t\",factor=\"single_factor\"} 6",
                 "entra_daily_sign_ins{tenant=\"t\",factor=\"total\"} 20",
-                "entra_daily_sign_ins_day_timestamp_seconds{tenant=\"t\"} 1752451200",
+                "entra_daily_sign_ins_day_timestamp_seconds{tenant=\"t\"} 1752451200.0",
             ]
         );
         // Only today: nothing shown, with a warning.

@@ -121,7 +121,7 @@ pub struct RegistrationActivities {
 }
 
 impl ReportData for RegistrationActivities {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         encode_activities(
             &REGISTRATION_ACTIVITIES,
             tenant,
@@ -218,7 +218,7 @@ pub struct SignIns {
 }
 
 impl ReportData for SignIns {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let id = out.id(&SIGN_INS_BY_METHOD);
         for (method, n) in &self.methods {
             out.push(

@@ -315,7 +315,7 @@ impl Fold for Members<'_> {
 pub struct MembershipData(pub Arc<Membership>);
 
 impl ReportData for MembershipData {
-    fn encode<'a>(&'a self, _tenant: &'a str, _out: &mut Families<'a>) {}
+    fn encode(&self, _tenant: &str, _out: &mut Families) {}
 
     fn store(&self) -> serde_json::Value {
         store_tagged(TAG, &*self.0)

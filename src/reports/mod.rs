@@ -277,7 +277,7 @@ pub struct Warning {
 /// What a report's refresh produced and the snapshot store keeps.
 pub trait ReportData: Send + Sync + fmt::Debug {
     /// Adds the data's samples for `tenant` to `out`.
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>);
+    fn encode(&self, tenant: &str, out: &mut Families);
     /// The data for the snapshot file ([`Report::restore`] reads it back).
     fn store(&self) -> serde_json::Value;
     /// The coverage figures of the landing page, for data that has them (the

@@ -492,7 +492,7 @@ impl Fold for Users<'_> {
 pub struct PrivilegedData(pub Arc<Privileged>);
 
 impl ReportData for PrivilegedData {
-    fn encode<'a>(&'a self, _tenant: &'a str, _out: &mut Families<'a>) {}
+    fn encode(&self, _tenant: &str, _out: &mut Families) {}
 
     fn store(&self) -> serde_json::Value {
         store_tagged(TAG, &*self.0)
@@ -530,12 +530,7 @@ static USER_INFO: Family = Family::gauge(
 pub static FAMILIES: [&Family; 4] = [&USERS, &WITH_FEATURE, &BY_STRENGTH, &USER_INFO];
 
 /// Adds the `entra_privileged_*` series of `coverage`.
-pub fn encode<'a>(
-    coverage: &'a PrivilegedCoverage,
-    source: Source,
-    tenant: &'a str,
-    out: &mut Families<'a>,
-) {
+pub fn encode(coverage: &PrivilegedCoverage, source: Source, tenant: &str, out: &mut Families) {
     let [users, with_feature, by_strength, info] = FAMILIES.map(|f| out.id(f));
     for c in &coverage.roles {
         let labels = vec![

@@ -140,12 +140,7 @@ pub(super) fn join_identity(s: &Settings) -> String {
 }
 
 /// Adds the exclusion and per-group families of `coverage`.
-fn encode_coverage<'a>(
-    coverage: &'a Coverage,
-    source: Source,
-    tenant: &'a str,
-    out: &mut Families<'a>,
-) {
+fn encode_coverage(coverage: &Coverage, source: Source, tenant: &str, out: &mut Families) {
     let excluded = [
         ("group", coverage.excluded_by_group),
         ("pattern", coverage.excluded_by_pattern),
@@ -181,7 +176,7 @@ fn encode_coverage<'a>(
 }
 
 impl ReportData for RegistrationCounts {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let [users, with_feature, with_method, preferred, by_count] =
             [&USERS, &WITH_FEATURE, &WITH_METHOD, &PREFERRED, &BY_COUNT].map(|f| out.id(f));
         let methods = self.all_methods();
@@ -347,31 +342,11 @@ pub(crate) mod tests {
         assert_eq!(h.admins_without_mfa, None);
     }
 
-    /// The data, encoded alone (the store is downstream of the reports: not used here).
-    #[derive(Debug)]
-    struct Alone(RegistrationCounts);
-
-    impl prometheus_client::collector::Collector for Alone {
-        fn encode(
-            &self,
-            mut encoder: prometheus_client::encoding::DescriptorEncoder,
-        ) -> Result<(), std::fmt::Error> {
-            let mut out = Families::new(FAMILIES.iter().copied());
-            self.0.encode("t", &mut out);
-            out.encode(&mut encoder)
-        }
-    }
-
     /// The samples `data` encodes for tenant `t`, as exposition lines.
     fn samples(data: &RegistrationCounts) -> Vec<String> {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(Alone(data.clone())));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-        out.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect()
+        let mut out = Families::new(FAMILIES.iter().copied());
+        data.encode("t", &mut out);
+        out.sample_lines()
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct UsageEvents {
 }
 
 impl ReportData for UsageEvents {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let [events, last_event] = [&EVENTS, &LAST_EVENT].map(|f| out.id(f));
         for ((feature, method, result), n) in &self.counts.events {
             out.push(

@@ -150,7 +150,7 @@ pub struct SummaryData {
 }
 
 impl ReportData for SummaryData {
-    fn encode<'a>(&'a self, tenant: &'a str, out: &mut Families<'a>) {
+    fn encode(&self, tenant: &str, out: &mut Families) {
         let [users, family] = [&REPORTED_USERS, self.family].map(|f| out.id(f));
         for ((types, roles), s) in &self.counts.summaries {
             let pair = [
