@@ -55,7 +55,7 @@ pub async fn walk(
                 // then the fold runs while Graph prepares the page.
                 let (fetched, folded) =
                     tokio::join!(client.get(&next, endpoint, permission), async move {
-                        let folded = off_the_worker(|| fold.fold_page(&page));
+                        let folded = off_the_worker(|| fold.fold_page(&page)).await;
                         drop(page);
                         folded
                     });
@@ -99,13 +99,31 @@ pub async fn walk(
 /// `block_in_place` hands the worker's queue to another thread first. It needs the
 /// multi-threaded runtime, which the binary runs; elsewhere (single-threaded test
 /// runtimes) the fold runs in place.
-fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
+///
+/// At most as many folds as there are cores run at once ([`FOLDS`]); the others wait
+/// their turn without blocking a thread. More would not fold faster, and each one
+/// blocking in place takes a thread of its own: with 1,000 tenants on one app up to 32
+/// pages are folded at once, on as many threads, and glibc gives each its own malloc
+/// arena, which keeps the memory its pages and folds freed (BENCHMARKS.md, issue 16).
+async fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(RuntimeFlavor::MultiThread) => {
+            // Never closed: acquiring cannot fail.
+            let _turn = FOLDS
+                .acquire()
+                .await
+                .expect("the fold semaphore is never closed");
+            tokio::task::block_in_place(f)
+        }
         _ => f(),
     }
 }
+
+/// Folds running at once: one a core (the runtime's worker count), at least one.
+static FOLDS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+});
 
 /// `scheme://host:port` of a URL, with the default port made explicit.
 fn origin(url: &str) -> Option<String> {
