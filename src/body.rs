@@ -23,14 +23,17 @@ const CHUNK: usize = 32 << 10;
 /// The gzip header: deflate, no name or time, "fastest" (XFL 4), OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
 
+/// The compression level of every `/metrics` body: the fastest, a few times the speed
+/// of the default for ~25% more bytes; a body is compressed once per encoding, but that
+/// can be several times a second.
+pub const LEVEL: Compression = Compression::fast();
+
 /// A raw deflate compressor, shared by the parts of one writer one chunk at a time.
 struct Deflater(Compress);
 
 impl Deflater {
     fn new() -> Self {
-        // The fastest level: a few times the speed of the default for ~25% more bytes; a
-        // body is compressed once per encoding, but that can be several times a second.
-        Self(Compress::new(Compression::fast(), false))
+        Self(Compress::new(LEVEL, false))
     }
 
     /// Compresses `text` alone into `out`, ended by a sync flush (byte-aligned, the
@@ -94,7 +97,8 @@ impl Part {
     }
 
     /// The text written since the last chunk (all of it, uncompressed).
-    pub fn pending(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> &str {
         &self.text
     }
 
@@ -216,16 +220,6 @@ impl Body {
         self.part.deflated.extend_from_slice(&part.deflated);
         self.part.crc.combine(&part.crc);
         self.part.deflated_len += part.deflated_len;
-    }
-
-    /// Text bytes written.
-    pub fn len(&self) -> usize {
-        self.part.len()
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.part.is_empty()
     }
 
     /// The plain text (the body of [`Self::text`]).

@@ -77,10 +77,7 @@ pub struct Families {
 
 impl Default for Families {
     fn default() -> Self {
-        Self {
-            families: Vec::new(),
-            writer: Writer::text(),
-        }
+        Self::new([])
     }
 }
 

@@ -100,11 +100,8 @@ fn decompress(gz: &[u8]) -> Bytes {
 }
 
 fn compress(data: &[u8]) -> Bytes {
-    // The fastest level, as crate::body compresses.
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
-    );
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), crate::body::LEVEL);
     // Writing to a Vec cannot fail.
     gz.write_all(data).expect("gzip into memory");
     Bytes::from(gz.finish().expect("gzip into memory"))
