@@ -93,11 +93,6 @@ fn spec() -> CoverageSpec {
     }
 }
 
-fn toml_list(v: &[String]) -> String {
-    let quoted: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
 async fn groups_sim(faults: Faults) -> (SimServer, String) {
     let sim = start_sim(USERS, 31, |c| {
         c.tenants[0].groups = groups();

@@ -142,11 +142,6 @@ fn spec(roles: Vec<String>) -> PrivilegedSpec {
     }
 }
 
-fn toml_list(v: &[String]) -> String {
-    let quoted: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
 async fn roles_sim(no_p2: bool, roles_key: &str, faults: Faults) -> (SimServer, String) {
     let sim = start_sim(USERS, 41, |c| {
         let t = &mut c.tenants[0];

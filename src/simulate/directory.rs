@@ -15,8 +15,8 @@ use hyper::Method;
 
 use super::faults::retry_after_value;
 use super::graph::{
-    Incoming, authenticate, error, link_base, method_not_allowed, parse_top, require_permission,
-    unknown_segment,
+    Incoming, authenticate, error, link_base, method_not_allowed, parse_top, path_segments,
+    require_permission, unknown_segment,
 };
 use super::json;
 use super::query::parse_pairs;
@@ -208,12 +208,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         Err(reply) => return reply,
     };
     let tenant_cfg = &state.config.tenants[grant.tenant];
-    let segs: Vec<&str> = req
-        .path
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .split('/')
-        .collect();
+    let segs = path_segments(req.path);
     let query = parse_pairs(req.query.unwrap_or(""));
     let param = |name: &str| {
         query

@@ -114,11 +114,7 @@ enum Route<'a> {
 }
 
 fn route<'a>(path: &'a str) -> Result<Route<'a>, (u16, String)> {
-    let segs: Vec<&str> = path
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .split('/')
-        .collect();
+    let segs = path_segments(path);
     let not_found = |seg: &str| (400, format!("Resource not found for the segment '{seg}'."));
     let version = match segs.first() {
         Some(v) if v.eq_ignore_ascii_case("v1.0") => "v1.0",
@@ -344,6 +340,14 @@ pub(crate) fn require_permission(
         "Authorization_RequestDenied",
         "Insufficient privileges to complete the operation.",
     ))
+}
+
+/// The segments of a request path, without its leading and trailing slashes.
+pub(crate) fn path_segments(path: &str) -> Vec<&str> {
+    path.trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect()
 }
 
 /// Graph's 400 for a path with a segment it does not know (the last of `segs`).

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use hyper::Method;
 
 use super::graph::{
-    Incoming, authenticate, method_not_allowed, require_permission, unknown_segment,
+    Incoming, authenticate, method_not_allowed, path_segments, require_permission, unknown_segment,
 };
 use super::json;
 use super::server::{Ctx, Reply, State};
@@ -233,12 +233,7 @@ pub(crate) fn handle(state: &State, ctx: &Ctx, req: &Incoming<'_>) -> Reply {
         Ok(g) => g,
         Err(reply) => return reply,
     };
-    let segs: Vec<&str> = req
-        .path
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .split('/')
-        .collect();
+    let segs = path_segments(req.path);
     if !matches!(segs.as_slice(), [_, _, p] if p.eq_ignore_ascii_case("authenticationMethodsPolicy"))
     {
         return unknown_segment(ctx, &segs);

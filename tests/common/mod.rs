@@ -48,6 +48,12 @@ pub fn config_toml(sim: &SimServer, report: &str, extra: &str) -> String {
     )
 }
 
+/// `v` as a TOML array of strings.
+pub fn toml_list(v: &[String]) -> String {
+    let quoted: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// Writes `text` to a config file in a fresh temp dir (kept alive by the returned guard).
 pub fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
